@@ -1,0 +1,287 @@
+"""The young person's questionnaire (DESIGN §3.1). It says "tu"; a parent or a professional may fill it in.
+
+Read it top to bottom: each step is one question, in the order the person sees them.
+"""
+
+from __future__ import annotations
+
+from conversations import validators
+from conversations.flows.options import (
+    ABROAD,
+    CONTACT_METHODS,
+    FORMATS,
+    THEMES,
+    WORK_THEMES,
+    YES_NO_UNKNOWN_AREA,
+    wants_email,
+    wants_phone,
+)
+from conversations.model import Answer, Answers, Choice, Exit, Flow, Step, StepKind
+from conversations.text import Text, _
+
+MIN_AGE, MAX_AGE = 5, 30
+# Under 15, a parent consents with the young person (Loi Informatique et Libertés, art. 45).
+PARENTAL_CONSENT_BELOW = 15
+# Under 16, someone else often fills the questionnaire in: we ask who.
+ASK_WHO_FILLS_BELOW = 16
+
+
+def _age(answers: Answers) -> int | None:
+    value = answers.get("age")
+    return value if isinstance(value, int) else None
+
+
+def _needs_parent(answers: Answers) -> bool:
+    age = _age(answers)
+    return age is not None and age < PARENTAL_CONSENT_BELOW
+
+
+def _asks_who_fills(answers: Answers) -> bool:
+    age = _age(answers)
+    return age is not None and age < ASK_WHO_FILLS_BELOW
+
+
+def _parent_fills(answers: Answers) -> bool:
+    return answers.get("filled_by") == "parent"
+
+
+# (value, label, youngest, oldest): a 9-year-old is not offered "études supérieures".
+_SITUATIONS = (
+    ("primary_school", _("École primaire"), 5, 11),
+    ("middle_school", _("Collège"), 10, 16),
+    ("high_school", _("Lycée général ou technologique"), 14, 20),
+    ("vocational_high_school", _("Lycée professionnel"), 14, 21),
+    ("apprenticeship", _("Apprentissage (CFA)"), 15, 30),
+    ("higher_education", _("Études supérieures"), 16, 30),
+    ("job_seeker", _("En recherche d'emploi"), 16, 30),
+    ("employed", _("En emploi"), 16, 30),
+    ("neet", _("Ni en études ni en emploi"), 16, 30),
+)
+
+
+def _situations(answers: Answers) -> tuple[Choice, ...]:
+    age = _age(answers)
+    return tuple(
+        Choice(value, label)
+        for value, label, youngest, oldest in _SITUATIONS
+        if age is None or youngest <= age <= oldest
+    )
+
+
+def _needs(answers: Answers) -> tuple[Choice, ...]:
+    age = _age(answers)
+    if age is not None and age < 14:
+        return tuple(c for c in THEMES if c.value not in WORK_THEMES)
+    return THEMES
+
+
+def _age_exit(value: Answer, _answers: Answers) -> Exit | None:
+    if not isinstance(value, int):
+        return None
+    if value < MIN_AGE:
+        return Exit(
+            _(
+                "Le mentorat du Collectif accompagne les jeunes de 5 à 30 ans. Pour un plus jeune "
+                "enfant, le centre social ou la PMI de ta ville pourra te conseiller."
+            )
+        )
+    if value > MAX_AGE:
+        return Exit(
+            _(
+                "Le mentorat du Collectif accompagne les jeunes jusqu'à 30 ans. Et si c'était toi, "
+                "le ou la mentor·e ? Tu peux t'inscrire comme mentor·e en un clic."
+            ),
+            offer_flow="mentor",
+        )
+    return None
+
+
+def _abroad_exit(value: Answer, _answers: Answers) -> Exit | None:
+    if value == ABROAD.value:
+        return Exit(
+            _(
+                "Les associations du Collectif accompagnent des jeunes qui vivent en France. "
+                "Merci de ton intérêt, et bonne continuation !"
+            )
+        )
+    return None
+
+
+def _consent_exit(value: Answer, _answers: Answers) -> Exit | None:
+    if value is False:
+        return Exit(
+            _(
+                "C'est noté : sans ton accord, je ne transmets tes réponses à aucune association. "
+                "Rien n'a été envoyé. Tu peux recommencer quand tu veux avec /start."
+            )
+        )
+    return None
+
+
+def _parent_consent_exit(value: Answer, _answers: Answers) -> Exit | None:
+    if value is False:
+        return Exit(
+            _(
+                "Avant 15 ans, l'accord d'un parent est nécessaire. Rien n'a été envoyé : "
+                "reviens avec ton parent quand tu veux, avec /start."
+            )
+        )
+    return None
+
+
+def _parent_name_prompt(answers: Answers) -> Text:
+    if _parent_fills(answers):
+        return _("Quels sont ton prénom et ton nom ? (le parent qui donne son accord)")
+    return _("Quels sont le prénom et le nom de ton parent (ou responsable légal) ?")
+
+
+def _parent_consent_prompt(answers: Answers) -> Text:
+    if _parent_fills(answers):
+        return _(
+            "Comme parent (ou responsable légal), es-tu d'accord pour que ces réponses soient "
+            "transmises à une association du Collectif Mentorat ?"
+        )
+    return _(
+        "Ton parent (ou responsable légal) est-il d'accord pour que ces réponses soient "
+        "transmises à une association du Collectif Mentorat ? L'association l'appellera d'abord."
+    )
+
+
+MENTEE = Flow(
+    name="mentee",
+    address="tu",
+    steps=(
+        Step(
+            key="first_name",
+            title=_("Prénom"),
+            prompt=_("Pour commencer, quel est ton prénom ?"),
+            hint=_("Si tu inscris un·e jeune, écris son prénom à lui ou à elle."),
+            kind=StepKind.TEXT,
+            validate=validators.first_name,
+        ),
+        Step(
+            key="age",
+            title=_("Âge"),
+            prompt=_("Quel âge as-tu ?"),
+            hint=_("En chiffres, par exemple 16."),
+            kind=StepKind.NUMBER,
+            validate=validators.age,
+            exit_if=_age_exit,
+        ),
+        Step(
+            key="filled_by",
+            title=_("Rempli par"),
+            prompt=_("Qui remplit ce questionnaire ?"),
+            kind=StepKind.CHOICE,
+            choices=(
+                Choice("myself", _("Moi, le ou la jeune")),
+                Choice("parent", _("Son parent")),
+                Choice("professional", _("Un·e professionnel·le (enseignant·e, éducateur·rice…)")),
+            ),
+            ask_if=_asks_who_fills,
+        ),
+        Step(
+            key="postal_code",
+            title=_("Code postal"),
+            prompt=_("Quel est ton code postal ?"),
+            hint=_("5 chiffres, par exemple 93200."),
+            kind=StepKind.POSTAL_CODE,
+            validate=validators.postal_code,
+            shortcuts=(ABROAD,),
+            exit_if=_abroad_exit,
+        ),
+        Step(
+            key="situation",
+            title=_("Situation"),
+            prompt=_("Où en es-tu aujourd'hui ?"),
+            kind=StepKind.CHOICE,
+            choices=_situations,
+        ),
+        Step(
+            key="needs",
+            title=_("Besoins"),
+            prompt=_("Sur quoi aimerais-tu être accompagné·e ?"),
+            hint=_("Choisis une ou plusieurs réponses, puis « Valider »."),
+            kind=StepKind.MULTI,
+            choices=_needs,
+        ),
+        Step(
+            key="format",
+            title=_("Rencontres"),
+            prompt=_("Comment préfères-tu rencontrer ton ou ta mentor·e ?"),
+            kind=StepKind.CHOICE,
+            choices=FORMATS,
+        ),
+        Step(
+            key="area",
+            title=_("Quartier"),
+            prompt=_("Habites-tu dans un quartier prioritaire (QPV) ou en zone rurale ?"),
+            hint=_("Facultatif : certaines associations donnent la priorité à ces jeunes."),
+            kind=StepKind.CHOICE,
+            choices=YES_NO_UNKNOWN_AREA,
+            optional=True,
+        ),
+        Step(
+            key="contact_method",
+            title=_("Contact"),
+            prompt=_("Comment l'association peut-elle te joindre ?"),
+            kind=StepKind.CHOICE,
+            choices=CONTACT_METHODS,
+        ),
+        Step(
+            key="phone",
+            title=_("Téléphone"),
+            prompt=_("Quel est ton numéro de téléphone ?"),
+            hint=_("Écris-le, ou appuie sur « Partager mon numéro »."),
+            kind=StepKind.PHONE,
+            validate=validators.phone,
+            ask_if=wants_phone,
+        ),
+        Step(
+            key="email",
+            title=_("E-mail"),
+            prompt=_("Quelle est ton adresse e-mail ?"),
+            kind=StepKind.EMAIL,
+            validate=validators.email,
+            ask_if=wants_email,
+        ),
+        Step(
+            key="parent_name",
+            title=_("Parent"),
+            prompt=_parent_name_prompt,
+            kind=StepKind.TEXT,
+            validate=validators.full_name,
+            ask_if=_needs_parent,
+        ),
+        Step(
+            key="parent_phone",
+            title=_("Téléphone du parent"),
+            prompt=_("Quel est le numéro de téléphone de ton parent ?"),
+            kind=StepKind.PHONE,
+            validate=validators.phone,
+            ask_if=lambda answers: _needs_parent(answers) and not _parent_fills(answers),
+        ),
+        Step(
+            key="parent_consent",
+            title=_("Accord du parent"),
+            prompt=_parent_consent_prompt,
+            kind=StepKind.CONSENT,
+            choices=(Choice("yes", _("Oui, d'accord")), Choice("no", _("Non"))),
+            ask_if=_needs_parent,
+            exit_if=_parent_consent_exit,
+        ),
+        Step(
+            key="consent",
+            title=_("Ton accord"),
+            prompt=_(
+                "Dernière question : es-tu d'accord pour que tes réponses soient transmises à "
+                "<b>une seule</b> association du Collectif Mentorat, qui te contactera pour te "
+                "proposer un·e mentor·e ?"
+            ),
+            hint=_("Tu pourras voir ou effacer tes données à tout moment avec /mydata et /delete."),
+            kind=StepKind.CONSENT,
+            choices=(Choice("yes", _("Oui, je suis d'accord")), Choice("no", _("Non"))),
+            exit_if=_consent_exit,
+        ),
+    ),
+)

@@ -1,0 +1,48 @@
+"""Answer options shared by the flows; their values are the codes matching and the catalogue use."""
+
+from __future__ import annotations
+
+from conversations.model import Answers, Choice
+from conversations.text import _
+
+THEMES = (
+    Choice("school_support", _("Soutien scolaire")),
+    Choice("orientation", _("Orientation, choix d'études")),
+    Choice("internship", _("Trouver un stage ou une alternance")),
+    Choice("job", _("Trouver un emploi")),
+    Choice("confidence", _("Confiance en soi")),
+    Choice("culture", _("Ouverture culturelle")),
+    Choice("entrepreneurship", _("Créer son entreprise")),
+    Choice("daily_life", _("Vie quotidienne, démarches")),
+)
+# Themes that make no sense for a child: nobody offers a 9-year-old help to find a job.
+WORK_THEMES = frozenset({"internship", "job", "entrepreneurship"})
+
+FORMATS = (
+    Choice("in_person", _("En présentiel")),
+    Choice("remote", _("À distance (visio, téléphone)")),
+    Choice("either", _("Les deux me vont")),
+)
+
+YES_NO_UNKNOWN_AREA = (
+    Choice("qpv", _("Quartier prioritaire (QPV)")),
+    Choice("rural", _("Zone rurale")),
+    Choice("neither", _("Ni l'un ni l'autre")),
+    Choice("unknown", _("Je ne sais pas")),
+)
+
+CONTACT_METHODS = (
+    Choice("phone", _("Par téléphone")),
+    Choice("email", _("Par e-mail")),
+    Choice("both", _("Les deux")),
+)
+
+ABROAD = Choice("abroad", _("Je n'habite pas en France"))
+
+
+def wants_phone(answers: Answers) -> bool:
+    return answers.get("contact_method") in ("phone", "both")
+
+
+def wants_email(answers: Answers) -> bool:
+    return answers.get("contact_method") in ("email", "both")

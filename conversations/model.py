@@ -1,0 +1,252 @@
+"""The vocabulary of a questionnaire: steps, flows, answers, a conversation's state, inputs and outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeAlias
+
+from conversations.text import Text
+
+# A skipped optional step is stored as None, so "skipped" and "not asked yet" stay distinct.
+Answer: TypeAlias = "str | int | bool | tuple[str, ...] | None"
+Answers: TypeAlias = Mapping[str, Answer]
+
+SUMMARY = "_summary"
+
+
+class StepKind(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    CHOICE = "choice"
+    MULTI = "multi"
+    POSTAL_CODE = "postal_code"
+    PHONE = "phone"
+    EMAIL = "email"
+    CONSENT = "consent"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class Valid:
+    value: Answer
+
+
+@dataclass(frozen=True)
+class Invalid:
+    reason: Text
+
+
+Validation: TypeAlias = Valid | Invalid
+Validator: TypeAlias = Callable[[str, Answers], Validation]
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Why a flow stops early (too young, not in France, no consent), and what to offer instead."""
+
+    reason: Text
+    offer_flow: str | None = None
+
+
+def _always(_answers: Answers) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: Text
+    prompt: Text | Callable[[Answers], Text]
+    kind: StepKind
+    choices: tuple[Choice, ...] | Callable[[Answers], tuple[Choice, ...]] = ()
+    ask_if: Callable[[Answers], bool] = _always
+    optional: bool = False
+    validate: Validator | None = None
+    exit_if: Callable[[Answer, Answers], Exit | None] | None = None
+    # Buttons that answer a typed step with a fixed value (e.g. "I don't live in France").
+    shortcuts: tuple[Choice, ...] = ()
+    hint: Text | None = None
+
+    def prompt_for(self, answers: Answers) -> Text:
+        return self.prompt(answers) if callable(self.prompt) else self.prompt
+
+    def choices_for(self, answers: Answers) -> tuple[Choice, ...]:
+        return self.choices(answers) if callable(self.choices) else self.choices
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One questionnaire; `address` says whether its texts say tu or vous (used by shared texts)."""
+
+    name: str
+    steps: tuple[Step, ...]
+    address: str  # "tu" or "vous"
+
+    def step(self, key: str) -> Step:
+        for step in self.steps:
+            if step.key == key:
+                return step
+        raise KeyError(key)
+
+    def index(self, key: str) -> int:
+        return next(i for i, step in enumerate(self.steps) if step.key == key)
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    flow: str
+    step: str | None
+    answers: Mapping[str, Answer] = field(default_factory=dict)
+    status: Status = Status.ACTIVE
+    # Toggles of a multi-choice step, kept until "Valider".
+    draft: tuple[str, ...] = ()
+    # Set when a step is answered again from the summary: the next stop is the summary.
+    editing: bool = False
+
+
+# --- inputs: what a person did, decoded by the edge ---------------------------------------
+
+
+@dataclass(frozen=True)
+class TextInput:
+    text: str
+
+
+@dataclass(frozen=True)
+class ChoiceInput:
+    step: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ToggleInput:
+    step: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DoneInput:
+    step: str
+
+
+@dataclass(frozen=True)
+class ContactInput:
+    phone: str
+    is_own: bool
+
+
+@dataclass(frozen=True)
+class NonTextInput:
+    kind: str
+
+
+@dataclass(frozen=True)
+class BackInput:
+    step: str
+
+
+@dataclass(frozen=True)
+class SkipInput:
+    step: str
+
+
+@dataclass(frozen=True)
+class EditInput:
+    """A summary button: answer `target` again, then come back to the summary."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class ConfirmInput:
+    pass
+
+
+Input: TypeAlias = (
+    TextInput
+    | ChoiceInput
+    | ToggleInput
+    | DoneInput
+    | ContactInput
+    | NonTextInput
+    | BackInput
+    | SkipInput
+    | EditInput
+    | ConfirmInput
+)
+
+
+# --- outcomes: what the person should see next --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    position: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Ask:
+    state: ConversationState
+    step: Step
+    prompt: Text
+    choices: tuple[Choice, ...]
+    progress: Progress
+    problem: Text | None = None
+    selected: tuple[str, ...] = ()
+    can_go_back: bool = False
+    # A toggle changes the keyboard of the message it was pressed on; nothing new is sent.
+    in_place: bool = False
+    # The answer just recorded, echoed on the message whose button was pressed.
+    answered: Text | str | tuple[Text, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SummaryLine:
+    step: str
+    title: Text
+    value: Text | str | tuple[Text, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    state: ConversationState
+    lines: tuple[SummaryLine, ...]
+    problem: Text | None = None
+    answered: Text | str | tuple[Text, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Completed:
+    state: ConversationState
+
+
+@dataclass(frozen=True)
+class Exited:
+    state: ConversationState
+    reason: Text
+    offer_flow: str | None
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A button of an older message: answered with a toast, the conversation does not move."""
+
+    state: ConversationState
+
+
+Outcome: TypeAlias = Ask | Summary | Completed | Exited | Stale

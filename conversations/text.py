@@ -1,0 +1,33 @@
+"""Translatable texts of the domain: marked for Babel here, rendered in the person's language at the edge.
+
+`_` only records the French reference msgid; the edge looks it up in the gettext catalogues. Params are
+plain values (escaped when rendered as HTML) or other `Text`s (translated, then inserted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+Param: TypeAlias = "str | int | Text | tuple[Text | str, ...]"
+
+
+@dataclass(frozen=True)
+class Text:
+    msgid: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    plural: str | None = None
+    count: int | None = None
+
+    def fmt(self, **params: Param) -> Text:
+        """A copy with the placeholders' values, keeping the msgid Babel extracted."""
+        return Text(self.msgid, {**self.params, **params}, self.plural, self.count)
+
+
+def _(msgid: str) -> Text:
+    return Text(msgid)
+
+
+def ngettext(singular: str, plural: str, count: int) -> Text:
+    return Text(singular, {"count": count}, plural, count)
