@@ -1,0 +1,185 @@
+"""Repositories: the queries of each table, in domain words. They never commit: the unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from conversations.model import Answer, ConversationState, Status
+from storage.models import Consent, Conversation, FunnelEvent, Person, ProcessedUpdate, Profile
+
+
+def answers_to_json(answers: Mapping[str, Answer]) -> dict[str, Any]:
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in answers.items()
+    }
+
+
+def answers_from_json(stored: Mapping[str, Any]) -> dict[str, Answer]:
+    return {
+        key: tuple(value) if isinstance(value, list) else value for key, value in stored.items()
+    }
+
+
+class PeopleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_telegram_id(self, telegram_id: int) -> Person | None:
+        return await self._session.scalar(select(Person).where(Person.telegram_id == telegram_id))
+
+    async def seen(self, telegram_id: int, telegram_language: str | None, now: datetime) -> Person:
+        """The person behind a Telegram account, created on first contact."""
+        person = await self.by_telegram_id(telegram_id)
+        if person is None:
+            person = Person(
+                telegram_id=telegram_id,
+                telegram_language=telegram_language,
+                created_at=now,
+                last_seen_at=now,
+            )
+            self._session.add(person)
+            await self._session.flush()
+        else:
+            person.last_seen_at = now
+            if telegram_language:
+                person.telegram_language = telegram_language
+        return person
+
+    async def erase(self, person: Person) -> None:
+        """Everything about a person goes; their anonymous funnel counts stay."""
+        await self._session.execute(delete(Consent).where(Consent.person_id == person.id))
+        await self._session.execute(delete(Profile).where(Profile.person_id == person.id))
+        await self._session.execute(delete(Conversation).where(Conversation.person_id == person.id))
+        await self._session.delete(person)
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def active_for(self, person: Person) -> Conversation | None:
+        return await self._session.scalar(
+            select(Conversation)
+            .where(Conversation.person_id == person.id, Conversation.status == Status.ACTIVE)
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+
+    async def all_for(self, person: Person) -> list[Conversation]:
+        result = await self._session.scalars(
+            select(Conversation)
+            .where(Conversation.person_id == person.id)
+            .order_by(Conversation.id)
+        )
+        return list(result)
+
+    def start(
+        self,
+        person: Person,
+        chat_id: int,
+        state: ConversationState,
+        source: str | None,
+        now: datetime,
+    ) -> Conversation:
+        row = Conversation(
+            person_id=person.id,
+            chat_id=chat_id,
+            flow=state.flow,
+            source=source,
+            started_at=now,
+            answers={},
+            draft={},
+            status=Status.ACTIVE,
+        )
+        self.save(row, state, now)
+        self._session.add(row)
+        return row
+
+    @staticmethod
+    def state_of(row: Conversation) -> ConversationState:
+        return ConversationState(
+            flow=row.flow,
+            step=row.step,
+            answers=answers_from_json(row.answers),
+            status=Status(row.status),
+            draft=tuple(row.draft.get("selected", ())),
+            editing=row.editing,
+        )
+
+    @staticmethod
+    def save(row: Conversation, state: ConversationState, now: datetime) -> None:
+        row.flow = state.flow
+        row.step = state.step
+        row.answers = answers_to_json(state.answers)
+        row.draft = {"selected": list(state.draft)}
+        row.editing = state.editing
+        row.status = state.status
+        row.updated_at = now
+
+
+class ProfileRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, profile: Profile) -> Profile:
+        self._session.add(profile)
+        return profile
+
+    def add_consent(self, consent: Consent) -> None:
+        self._session.add(consent)
+
+    async def for_person(self, person: Person) -> list[Profile]:
+        result = await self._session.scalars(
+            select(Profile).where(Profile.person_id == person.id).order_by(Profile.id)
+        )
+        return list(result)
+
+    async def consents_for(self, person: Person) -> list[Consent]:
+        result = await self._session.scalars(
+            select(Consent).where(Consent.person_id == person.id).order_by(Consent.id)
+        )
+        return list(result)
+
+
+class UpdateLog:
+    """Update ids handled, recorded in the transaction that handles them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def seen(self, update_id: int) -> bool:
+        found = await self._session.get(ProcessedUpdate, update_id)
+        return found is not None
+
+    def record(self, update_id: int, now: datetime) -> None:
+        self._session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+
+    async def forget_before(self, moment: datetime) -> int:
+        """Telegram never redelivers an update older than a day; older ids are dead weight."""
+        result = await self._session.execute(
+            delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < moment)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class FunnelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def record(
+        self, flow: str, step: str | None, event: str, at: datetime, detail: str | None = None
+    ) -> None:
+        self._session.add(FunnelEvent(flow=flow, step=step, event=event, at=at, detail=detail))
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        rows = await self._session.execute(
+            select(FunnelEvent.flow, FunnelEvent.event, func.count()).group_by(
+                FunnelEvent.flow, FunnelEvent.event
+            )
+        )
+        return {(flow, event): int(count) for flow, event, count in rows.tuples()}

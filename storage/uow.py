@@ -1,0 +1,59 @@
+"""The unit of work: one transaction per update. Leaving the block without `commit()` rolls back."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.repositories import (
+    ConversationRepository,
+    FunnelRepository,
+    PeopleRepository,
+    ProfileRepository,
+    UpdateLog,
+)
+
+
+class UnitOfWork:
+    people: PeopleRepository
+    conversations: ConversationRepository
+    profiles: ProfileRepository
+    updates: UpdateLog
+    funnel: FunnelRepository
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        assert self._session is not None, "use the unit of work inside `async with`"
+        return self._session
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._sessions()
+        self.people = PeopleRepository(self._session)
+        self.conversations = ConversationRepository(self._session)
+        self.profiles = ProfileRepository(self._session)
+        self.updates = UpdateLog(self._session)
+        self.funnel = FunnelRepository(self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def flush(self) -> None:
+        await self.session.flush()
