@@ -84,7 +84,12 @@ def current(flow: Flow, state: ConversationState, problem: Text | None = None) -
         return Stale(state)
     if state.step == SUMMARY:
         return _summary(flow, state, problem=problem)
-    return _ask(flow, state, flow.step(state.step), problem=problem)
+    try:
+        step = flow.step(state.step)
+    except KeyError:
+        # The flow changed since this conversation was saved: go on with what is still missing.
+        return _next(flow, state, prune(flow, state.answers))
+    return _ask(flow, state, step, problem=problem)
 
 
 def advance(flow: Flow, state: ConversationState, given: Input, localize: Localize) -> Outcome:
@@ -104,6 +109,10 @@ def advance(flow: Flow, state: ConversationState, given: Input, localize: Locali
 
 def _at_summary(flow: Flow, state: ConversationState, given: Input) -> Outcome:
     if isinstance(given, ConfirmInput):
+        if _first_missing(flow, state.answers) is not None:
+            # Defensive: the summary is only reached when complete, but a stored state may predate
+            # a flow change; never submit a profile with a required answer missing.
+            return _next(flow, replace(state, editing=False), state.answers)
         return Completed(replace(state, step=None, status=Status.COMPLETED, editing=False))
     if isinstance(given, EditInput):
         return _edit(flow, state, given.target)
@@ -209,7 +218,9 @@ def _done(flow: Flow, state: ConversationState, step: Step) -> Outcome:
 
 
 def _back(flow: Flow, state: ConversationState, step: Step) -> Outcome:
-    if state.editing:
+    # Back from an edit returns to the summary, unless the edit opened questions still unanswered
+    # (an age changed to 13 now needs a parent's consent): then it is an ordinary step back.
+    if state.editing and _first_missing(flow, state.answers, besides=step.key) is None:
         return _summary(flow, replace(state, step=SUMMARY, editing=False, draft=()))
     previous = _previous_step(flow, state.answers, step)
     if previous is None:
@@ -231,12 +242,17 @@ def _record(flow: Flow, state: ConversationState, step: Step, value: Answer) -> 
     return _next(flow, replace(state, answers=answers, draft=()), answers, echo)
 
 
-def _next(flow: Flow, state: ConversationState, answers: Answers, echo: Echo = None) -> Outcome:
+def _first_missing(flow: Flow, answers: Answers, besides: str | None = None) -> Step | None:
     for step in flow.steps:
-        if step.key not in answers and step.ask_if(answers):
-            previous = answers.get(step.key)
-            draft = previous if isinstance(previous, tuple) else ()
-            return _ask(flow, replace(state, step=step.key, draft=draft), step, answered=echo)
+        if step.key != besides and step.key not in answers and step.ask_if(answers):
+            return step
+    return None
+
+
+def _next(flow: Flow, state: ConversationState, answers: Answers, echo: Echo = None) -> Outcome:
+    step = _first_missing(flow, answers)
+    if step is not None:
+        return _ask(flow, replace(state, step=step.key, draft=()), step, answered=echo)
     return _summary(flow, replace(state, step=SUMMARY, editing=False), answered=echo)
 
 
@@ -291,7 +307,8 @@ def _ask(
     selected = state.draft
     if step.kind is not StepKind.MULTI:
         previous = state.answers.get(step.key)
-        selected = (str(previous),) if isinstance(previous, str) else ()
+        has_buttons = step.kind in (StepKind.CHOICE, StepKind.CONSENT)
+        selected = (previous,) if has_buttons and isinstance(previous, str) else ()
     return Ask(
         state=state,
         step=step,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_POSTAL_CODE = re.compile(r"^\d{5}$")
+_POSTAL_CODE = re.compile(r"^[0-9]{5}$")
 
 # Overseas departments whose postal codes start with 97x; 975 (Saint-Pierre-et-Miquelon),
 # 977/978 (Saint-Barthélemy, Saint-Martin) are overseas collectivities with their own codes.
@@ -18,6 +18,8 @@ def department_of(postal_code: str) -> str | None:
     code = postal_code.strip()
     if not _POSTAL_CODE.match(code) or code.startswith(_NOT_SERVED_PREFIX):
         return None
+    if code[:2] in ("96", "99"):
+        return None
     if code.startswith("97"):
         return code[:3] if code[:3] in _OVERSEAS else None
     if code.startswith("20"):
@@ -30,3 +32,21 @@ def department_of(postal_code: str) -> str | None:
 
 def is_overseas(department: str) -> bool:
     return department in _OVERSEAS
+
+
+# Overseas numbers are dialled "0692…" locally but belong to their own region's numbering plan.
+_PHONE_REGIONS = {
+    "971": "GP",
+    "972": "MQ",
+    "973": "GF",
+    "974": "RE",
+    "975": "PM",
+    "976": "YT",
+    "977": "BL",
+    "978": "MF",
+}
+
+
+def phone_region(department: str | None) -> str:
+    """The phonenumbers region in which a locally dialled number of that department is read."""
+    return _PHONE_REGIONS.get(department or "", "FR")

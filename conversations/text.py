@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-Param: TypeAlias = "str | int | Text | tuple[Text | str, ...]"
+Param: TypeAlias = "str | int | Text | Lines | tuple[Text | str, ...]"
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,13 @@ class Text:
     def fmt(self, **params: Param) -> Text:
         """A copy with the placeholders' values, keeping the msgid Babel extracted."""
         return Text(self.msgid, {**self.params, **params}, self.plural, self.count)
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Texts shown one per line (a tuple param is shown as a comma-separated list)."""
+
+    items: tuple[Text | str, ...]
 
 
 def _(msgid: str) -> Text:

@@ -8,7 +8,7 @@ import unicodedata
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from conversations.geography import department_of
+from conversations.geography import department_of, phone_region
 from conversations.model import Answers, Invalid, Valid, Validation
 from conversations.text import _
 
@@ -42,15 +42,20 @@ def full_name(raw: str, answers: Answers) -> Validation:
 
 def age(raw: str, _answers: Answers) -> Validation:
     """An age in years, typed as "17" or "j'ai 17 ans"; bounds are the flow's business (exit_if)."""
-    numbers = _NUMBER.findall(raw)
-    if len(numbers) != 1 or not 0 < int(numbers[0]) < 120:
+    numbers = _NUMBER.findall(_ascii_digits(raw))
+    if len(numbers) != 1 or not 0 < int(numbers[0]) < 120 or "-" + numbers[0] in raw:
         return Invalid(_("L'âge s'écrit en chiffres, par exemple 16."))
     return Valid(int(numbers[0]))
 
 
+def _ascii_digits(raw: str) -> str:
+    # A phone keyboard may type full-width or Arabic-Indic digits: read them as 0–9.
+    return "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in raw)
+
+
 def postal_code(raw: str, _answers: Answers) -> Validation:
-    code = re.sub(r"\s", "", raw)
-    if not re.fullmatch(r"\d{5}", code):
+    code = re.sub(r"\s", "", _ascii_digits(raw))
+    if not re.fullmatch(r"[0-9]{5}", code):
         return Invalid(_("Un code postal français a 5 chiffres, par exemple 93200."))
     if department_of(code) is None:
         return Invalid(
@@ -59,9 +64,12 @@ def postal_code(raw: str, _answers: Answers) -> Validation:
     return Valid(code)
 
 
-def phone(raw: str, _answers: Answers) -> Validation:
-    """A phone number, French by default ("06 12 34 56 78"), international with its "+" prefix."""
-    cleaned = raw.strip()
+def phone(raw: str, answers: Answers) -> Validation:
+    """A phone number, French by default ("06 12 34 56 78"), international with its "+" prefix.
+
+    A local number is read in the numbering plan of where the person lives ("0692…" in Réunion).
+    """
+    cleaned = _ascii_digits(raw.strip())
     if len(cleaned) > 32:
         return Invalid(_("Ce numéro ne semble pas valide. Exemple : 06 12 34 56 78."))
     if cleaned.startswith("00"):
@@ -70,7 +78,9 @@ def phone(raw: str, _answers: Answers) -> Validation:
         # Telegram shares contacts as "33612345678", without the "+".
         cleaned = "+" + cleaned
     try:
-        number = phonenumbers.parse(cleaned, "FR")
+        code = answers.get("postal_code")
+        region = phone_region(department_of(code) if isinstance(code, str) else None)
+        number = phonenumbers.parse(cleaned, region)
     except phonenumbers.NumberParseException:
         return Invalid(_("Ce numéro ne semble pas valide. Exemple : 06 12 34 56 78."))
     if not phonenumbers.is_valid_number(number):

@@ -63,6 +63,8 @@ class Person(Base):
     # Chosen with /language; None means "follow Telegram's language_code".
     language: Mapped[str | None] = mapped_column(String(8))
     telegram_language: Mapped[str | None] = mapped_column(String(16))
+    # The last /start payload (a campaign, a school, a partner site), copied onto the next conversation.
+    source: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
 

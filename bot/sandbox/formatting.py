@@ -7,6 +7,7 @@ UTF-16 offsets match what the real Bot API returns.
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -300,9 +301,7 @@ def parse_html(source: str, *, strict_ampersand: bool = True) -> FormattedText:
                 entities.append(entity)
         stack.pop()
     if stack:
-        raise EntityParseError(
-            f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"'
-        )
+        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
     try:
         plain = out.decode("utf-8")
     except UnicodeDecodeError:
@@ -351,9 +350,7 @@ def _html_entity(
     if tag.name == "blockquote":
         kind = "expandable_blockquote" if tag.expandable else "blockquote"
         return {"type": kind, "offset": offset, "length": length}
-    same_span = [
-        e for e in entities[-1:] if e["offset"] == offset and e["length"] == length
-    ]
+    same_span = [e for e in entities[-1:] if e["offset"] == offset and e["length"] == length]
     if tag.name == "pre":
         if same_span and same_span[0]["type"] == "code" and same_span[0].get("language"):
             same_span[0]["type"] = "pre"
@@ -760,10 +757,14 @@ def validate_entities(text: str, raw: Any) -> list[JSONDict]:
     result: list[JSONDict] = []
     for item in raw:
         if not isinstance(item, dict):
-            raise EntityValidationError("Bad Request: can't parse MessageEntity: expected an Object")
+            raise EntityValidationError(
+                "Bad Request: can't parse MessageEntity: expected an Object"
+            )
         kind = item.get("type")
         if not isinstance(kind, str):
-            raise EntityValidationError('Bad Request: can\'t parse MessageEntity: Can\'t find field "type"')
+            raise EntityValidationError(
+                "Bad Request: can't parse MessageEntity: Can't find field \"type\""
+            )
         if kind not in ENTITY_TYPES:
             raise EntityValidationError(
                 "Bad Request: can't parse MessageEntity: Unsupported type specified"
@@ -771,11 +772,11 @@ def validate_entities(text: str, raw: Any) -> list[JSONDict]:
         offset, length = item.get("offset"), item.get("length")
         if not isinstance(offset, int) or isinstance(offset, bool):
             raise EntityValidationError(
-                'Bad Request: can\'t parse MessageEntity: Can\'t find field "offset"'
+                "Bad Request: can't parse MessageEntity: Can't find field \"offset\""
             )
         if not isinstance(length, int) or isinstance(length, bool):
             raise EntityValidationError(
-                'Bad Request: can\'t parse MessageEntity: Can\'t find field "length"'
+                "Bad Request: can't parse MessageEntity: Can't find field \"length\""
             )
         if offset < 0:
             raise EntityValidationError(
@@ -799,30 +800,28 @@ def validate_entities(text: str, raw: Any) -> list[JSONDict]:
             url = item.get("url")
             if not isinstance(url, str):
                 raise EntityValidationError(
-                    'Bad Request: can\'t parse MessageEntity: Can\'t find field "url"'
+                    "Bad Request: can't parse MessageEntity: Can't find field \"url\""
                 )
             reason = check_url(url)
             if reason is not None:
-                raise EntityValidationError(
-                    f"Bad Request: entity URL '{url}' is invalid: {reason}"
-                )
+                raise EntityValidationError(f"Bad Request: entity URL '{url}' is invalid: {reason}")
             entity["url"] = url
         elif kind == "text_mention":
             user = item.get("user")
             if not isinstance(user, dict):
                 raise EntityValidationError(
-                    'Bad Request: can\'t parse MessageEntity: Can\'t find field "user"'
+                    "Bad Request: can't parse MessageEntity: Can't find field \"user\""
                 )
             entity["user"] = user
         elif kind == "custom_emoji":
             emoji_id = item.get("custom_emoji_id")
             if emoji_id is None:
                 raise EntityValidationError(
-                    'Bad Request: can\'t parse MessageEntity: Can\'t find field "custom_emoji_id"'
+                    "Bad Request: can't parse MessageEntity: Can't find field \"custom_emoji_id\""
                 )
             if not str(emoji_id).isdigit() or not 0 < int(str(emoji_id)) < 2**63:
                 raise EntityValidationError(
-                    "Bad Request: can't parse MessageEntity: Field \"custom_emoji_id\" must be a "
+                    'Bad Request: can\'t parse MessageEntity: Field "custom_emoji_id" must be a '
                     "valid Number"
                 )
             entity["custom_emoji_id"] = str(emoji_id)
@@ -841,12 +840,14 @@ def render_html(text: str, entities: list[JSONDict]) -> str:
         boundaries.update((entity["offset"], entity["offset"] + entity["length"]))
     points = sorted(b for b in boundaries if 0 <= b <= len(units) // 2)
     parts: list[str] = []
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         chunk = units[start * 2 : end * 2].decode("utf-16-le", "replace")
         piece = html.escape(chunk, quote=False)
         # Innermost last: shorter entities nest inside longer ones covering the same chunk.
         covering = [
-            e for e in sort_entities(entities) if e["offset"] <= start and end <= e["offset"] + e["length"]
+            e
+            for e in sort_entities(entities)
+            if e["offset"] <= start and end <= e["offset"] + e["length"]
         ]
         for entity in reversed(covering):
             piece = _wrap(entity, piece)

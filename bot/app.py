@@ -1,0 +1,85 @@
+"""The python-telegram-bot Application, wired from settings: one place that builds everything."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from telegram import BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+
+from bot.handlers import Handlers
+from bot.i18n import LANGUAGES, Translator
+from bot.processor import PerChatUpdateProcessor
+from bot.render import Renderer
+from bot.services import Services
+from bot.settings import Settings
+from conversations.text import Text, _
+from storage.db import create_engine, session_factory
+from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+COMMANDS: tuple[tuple[str, Text], ...] = (
+    ("start", _("Commencer ou reprendre")),
+    ("restart", _("Recommencer le questionnaire")),
+    ("cancel", _("Arrêter le questionnaire")),
+    ("language", _("Changer de langue")),
+    ("mydata", _("Voir mes données")),
+    ("delete", _("Effacer mes données")),
+    ("help", _("Aide")),
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_application(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Application:  # type: ignore[type-arg]
+    """The bot, ready for `run_polling()` or for start/stop by a test."""
+    if settings.telegram_bot_token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    translator = Translator()
+    services = Services(lambda: UnitOfWork(sessions), translator)
+    handlers = Handlers(services, Renderer(translator), clock)
+
+    async def post_init(application: Application) -> None:  # type: ignore[type-arg]
+        for language in LANGUAGES:
+            commands = [
+                BotCommand(name, translator.plain(language, about)) for name, about in COMMANDS
+            ]
+            # French is the default list; English speakers get theirs by their language_code.
+            await application.bot.set_my_commands(
+                commands, language_code=None if language == "fr" else language
+            )
+        removed = await services.forget_old_updates(clock())
+        log.info(
+            "bot ready as @%s (%s old update ids forgotten)", application.bot.username, removed
+        )
+
+    async def post_shutdown(_application: Application) -> None:  # type: ignore[type-arg]
+        await engine.dispose()
+
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .concurrent_updates(PerChatUpdateProcessor(settings.max_concurrent_updates))
+        # Honours Telegram's retry_after on 429 and keeps under its flood limits.
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    handlers.register(application)
+    return application

@@ -1,0 +1,245 @@
+"""Telegram handlers: decode the update, run one use-case, render what it says. Nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from telegram import Bot, CallbackQuery, Message, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import actions
+from bot.actions import Action
+from bot.i18n import pick_language
+from bot.render import Message as Rendered
+from bot.render import Renderer
+from bot.services import Reply, Sender, Services
+from conversations.flows import FLOWS
+from conversations.model import ContactInput, NonTextInput, Summary, TextInput
+from conversations.text import _
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE
+WRITE_IN_PRIVATE = _("Écrivez-moi en message privé : @%(bot)s 🙂")
+SOMETHING_WENT_WRONG = _(
+    "Oups, un souci de mon côté. Vos réponses sont bien gardées : réessayez dans un instant."
+)
+# Telegram may answer 5xx while it recovers: a few quick retries before giving up on a reply.
+SEND_ATTEMPTS = 3
+
+
+class Handlers:
+    def __init__(self, services: Services, renderer: Renderer, clock: Callable[[], datetime]):
+        self._services = services
+        self._renderer = renderer
+        self._clock = clock
+
+    def register(self, application: Application) -> None:  # type: ignore[type-arg]
+        # Order matters: group messages are answered before any private-chat handler sees them.
+        application.add_handler(MessageHandler(~PRIVATE & ~filters.UpdateType.EDITED, self.group))
+        commands: dict[str, Callable[[Update], Action]] = {
+            "start": lambda update: actions.Start(_payload(update)),
+            "help": lambda _update: actions.Help(),
+            "language": lambda _update: actions.ShowLanguages(),
+            "restart": lambda _update: actions.Restart(),
+            "cancel": lambda _update: actions.Cancel(),
+            "mydata": lambda _update: actions.ShowMyData(),
+            "delete": lambda _update: actions.AskErase(),
+        }
+        for name, decode in commands.items():
+            application.add_handler(CommandHandler(name, self._command(decode), PRIVATE))
+        application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, self.unknown_command))
+        application.add_handler(MessageHandler(PRIVATE & filters.CONTACT, self.contact))
+        application.add_handler(
+            MessageHandler(PRIVATE & filters.TEXT & ~filters.UpdateType.EDITED, self.text)
+        )
+        application.add_handler(
+            MessageHandler(PRIVATE & ~filters.TEXT & ~filters.UpdateType.EDITED, self.non_text)
+        )
+        application.add_handler(CallbackQueryHandler(self.button))
+        application.add_error_handler(self.error)
+
+    def _command(
+        self, decode: Callable[[Update], Action]
+    ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            """A slash command in a private chat."""
+            await self._run(update, context, decode(update))
+
+        return handle
+
+    async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command we do not know: show the help rather than silence."""
+        await self._run(update, context, actions.Help())
+
+    async def text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A typed answer."""
+        assert update.effective_message is not None
+        typed = update.effective_message.text or ""
+        await self._run(update, context, actions.Answer(TextInput(typed)))
+
+    async def contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A shared contact: the "share my number" button, or someone else's card."""
+        assert update.effective_message is not None
+        assert update.effective_user is not None
+        contact = update.effective_message.contact
+        assert contact is not None
+        is_own = contact.user_id == update.effective_user.id
+        await self._run(update, context, actions.Answer(ContactInput(contact.phone_number, is_own)))
+
+    async def non_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A sticker, photo, voice note or location where we expect words."""
+        message = update.effective_message
+        if message is None or update.effective_user is None:
+            return
+        kind = next(
+            (
+                name
+                for name in (
+                    "sticker",
+                    "photo",
+                    "voice",
+                    "video",
+                    "video_note",
+                    "audio",
+                    "animation",
+                    "document",
+                    "location",
+                    "venue",
+                    "poll",
+                    "dice",
+                )
+                if getattr(message, name, None)
+            ),
+            "other",
+        )
+        await self._run(update, context, actions.Answer(NonTextInput(kind)))
+
+    async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A press on an inline button."""
+        query = update.callback_query
+        assert query is not None
+        action = actions.decode(query.data or "")
+        if action is None or query.message is None or query.message.chat.type != ChatType.PRIVATE:
+            await query.answer()
+            return
+        await self._run(update, context, action)
+
+    async def group(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Questionnaires hold personal data: they happen in private, never in a group."""
+        message = update.effective_message
+        if message is None or update.effective_user is None:
+            return
+        language = pick_language(None, update.effective_user.language_code)
+        text = self._renderer.notice_text(language, WRITE_IN_PRIVATE.fmt(bot=context.bot.username))
+        await _send(message.get_bot(), message.chat_id, Rendered(text))
+
+    async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log without personal data, and tell the person their answers are safe."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        log.error(
+            "update %s failed: %s",
+            update_id,
+            type(context.error).__name__,
+            exc_info=context.error,
+        )
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        if update.effective_chat.type != ChatType.PRIVATE or update.effective_user is None:
+            return
+        language = pick_language(None, update.effective_user.language_code)
+        text = self._renderer.notice_text(language, SOMETHING_WENT_WRONG)
+        try:
+            await _send(context.bot, update.effective_chat.id, Rendered(text))
+        except Exception:
+            log.warning("could not tell update %s's sender about the failure", update_id)
+
+    # --- the three moves: decode, run, render -------------------------------------------------
+
+    async def _run(
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE, action: Action
+    ) -> None:
+        user = update.effective_user
+        chat = update.effective_chat
+        assert user is not None
+        assert chat is not None
+        sender = Sender(
+            update_id=update.update_id,
+            telegram_id=user.id,
+            chat_id=chat.id,
+            telegram_language=user.language_code,
+            now=self._clock(),
+        )
+        reply = await self._services.handle(sender, action)
+        await self._show(update, context, reply)
+
+    async def _show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
+        if reply.duplicate:
+            return
+        bot = context.bot
+        chat = update.effective_chat
+        assert chat is not None
+        query = update.callback_query
+        if query is not None:
+            toast = self._renderer.toast(reply.language, reply.toast) if reply.toast else None
+            await query.answer(toast)
+            await self._update_pressed(query, reply)
+        if reply.close_reply_keyboard:
+            await _send(bot, chat.id, self._renderer.noted(reply.language))
+        for screen in reply.screens:
+            address = "tu"
+            if isinstance(screen, Summary):
+                address = FLOWS[screen.state.flow].address
+            await _send(bot, chat.id, self._renderer.screen(reply.language, screen, address))
+
+    async def _update_pressed(self, query: CallbackQuery, reply: Reply) -> None:
+        message = query.message
+        if not isinstance(message, Message):
+            return
+        try:
+            if reply.in_place is not None:
+                markup = self._renderer.ask_markup(reply.language, reply.in_place)
+                await message.edit_reply_markup(reply_markup=markup)  # type: ignore[arg-type]
+            elif reply.echo is not None:
+                text = self._renderer.echo(reply.language, message.text_html, reply.echo)
+                await message.edit_text(text, reply_markup=None)
+        except BadRequest as error:
+            # A double tap can ask for an edit identical to the message: harmless, nothing to do.
+            if "not modified" not in error.message:
+                raise
+
+
+def _payload(update: Update) -> str | None:
+    message = update.effective_message
+    if message is None or not message.text:
+        return None
+    parts = message.text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else None
+
+
+async def _send(bot: Bot, chat_id: int, message: Rendered) -> None:
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            await bot.send_message(chat_id, message.text, reply_markup=message.markup)
+            return
+        except TimedOut:
+            # The message may have gone out: sending again could show it twice.
+            raise
+        except NetworkError as error:
+            if isinstance(error, BadRequest) or attempt == SEND_ATTEMPTS:
+                raise
+            log.warning("send failed (%s), attempt %s", type(error).__name__, attempt)
+            await asyncio.sleep(0.5 * 2**attempt)

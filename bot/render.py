@@ -1,0 +1,173 @@
+"""Screens to Telegram messages: the HTML text and the keyboard a person sees, in their language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+
+from bot.actions import Action, Answer, encode
+from bot.i18n import Translator
+from bot.services import Notice, Screen
+from conversations.engine import Echo
+from conversations.model import (
+    Ask,
+    BackInput,
+    ChoiceInput,
+    ConfirmInput,
+    DoneInput,
+    EditInput,
+    SkipInput,
+    StepKind,
+    Summary,
+    ToggleInput,
+)
+from conversations.text import Text, _
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+
+PROGRESS = _("Question %(position)s/%(total)s")
+BACK = _("↩️ Retour")
+SKIP = _("Passer")
+DONE = _("Valider ✅")
+SHARE_PHONE = _("📱 Partager mon numéro")
+SUMMARY_TITLE = {
+    "tu": _("<b>Tes réponses</b> – vérifie-les avant l'envoi :"),
+    "vous": _("<b>Vos réponses</b> – vérifiez-les avant l'envoi :"),
+}
+SUMMARY_LINE = _("<b>%(title)s</b> : %(value)s")
+CONFIRM = _("✅ C'est bon, j'envoie")
+EDIT = _("✏️ %(title)s")
+ANSWERED = _("→ <b>%(answer)s</b>")
+NOTED = _("C'est noté ✅")
+# Telegram rejects longer texts with a 400 ("message is too long").
+TEXT_MAX = 4096
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    markup: Markup = None
+
+
+class Renderer:
+    def __init__(self, translator: Translator) -> None:
+        self._t = translator
+
+    def screen(self, language: str, screen: Screen, address: str = "tu") -> Message:
+        if isinstance(screen, Ask):
+            return self.ask(language, screen)
+        if isinstance(screen, Summary):
+            return self.summary(language, screen, address)
+        return self.notice(language, screen)
+
+    def ask(self, language: str, ask: Ask) -> Message:
+        progress = PROGRESS.fmt(position=ask.progress.position, total=ask.progress.total)
+        question = f"<b>{self._t.html(language, ask.prompt)}</b>"
+        if ask.step.hint is not None:
+            question += f"\n<i>{self._t.html(language, ask.step.hint)}</i>"
+        parts = [f"<i>{self._t.html(language, progress)}</i>"]
+        if ask.problem is not None:
+            parts.append(f"⚠️ {self._t.html(language, ask.problem)}")
+        parts.append(question)
+        return Message(_bounded("\n\n".join(parts)), self.ask_markup(language, ask))
+
+    def ask_markup(self, language: str, ask: Ask) -> Markup:
+        step = ask.step.key
+        if ask.step.kind is StepKind.PHONE:
+            # Telegram only offers "share my number" on a reply keyboard, never inline.
+            return ReplyKeyboardMarkup(
+                [[KeyboardButton(self._t.plain(language, SHARE_PHONE), request_contact=True)]],
+                resize_keyboard=True,
+                one_time_keyboard=True,
+            )
+        rows: list[list[InlineKeyboardButton]] = []
+        for choice in ask.choices:
+            label = self._t.plain(language, choice.label)
+            if ask.step.kind is StepKind.MULTI:
+                mark = "☑️" if choice.value in ask.selected else "⬜"
+                rows.append(
+                    [self._button(f"{mark} {label}", Answer(ToggleInput(step, choice.value)))]
+                )
+            else:
+                mark = "✓ " if choice.value in ask.selected else ""
+                rows.append(
+                    [self._button(f"{mark}{label}", Answer(ChoiceInput(step, choice.value)))]
+                )
+        for shortcut in ask.step.shortcuts:
+            rows.append(
+                [
+                    self._button(
+                        self._t.plain(language, shortcut.label),
+                        Answer(ChoiceInput(step, shortcut.value)),
+                    )
+                ]
+            )
+        last: list[InlineKeyboardButton] = []
+        if ask.can_go_back:
+            last.append(self._button(self._t.plain(language, BACK), Answer(BackInput(step))))
+        if ask.step.optional:
+            last.append(self._button(self._t.plain(language, SKIP), Answer(SkipInput(step))))
+        if ask.step.kind is StepKind.MULTI:
+            last.append(self._button(self._t.plain(language, DONE), Answer(DoneInput(step))))
+        if last:
+            rows.append(last)
+        return InlineKeyboardMarkup(rows) if rows else None
+
+    def summary(self, language: str, summary: Summary, address: str) -> Message:
+        lines = [self._t.html(language, SUMMARY_TITLE[address]), ""]
+        if summary.problem is not None:
+            lines.insert(0, f"⚠️ {self._t.html(language, summary.problem)}\n")
+        for line in summary.lines:
+            lines.append(
+                self._t.html(language, SUMMARY_LINE.fmt(title=line.title, value=line.value))
+            )
+        edit_buttons = [
+            self._button(
+                self._t.plain(language, EDIT.fmt(title=line.title)), Answer(EditInput(line.step))
+            )
+            for line in summary.lines
+        ]
+        rows = [edit_buttons[i : i + 2] for i in range(0, len(edit_buttons), 2)]
+        rows.append([self._button(self._t.plain(language, CONFIRM), Answer(ConfirmInput()))])
+        return Message(_bounded("\n".join(lines)), InlineKeyboardMarkup(rows))
+
+    def notice(self, language: str, notice: Notice) -> Message:
+        rows = [[self._button(self._t.plain(language, b.label), b.action)] for b in notice.buttons]
+        return Message(
+            _bounded(self._t.html(language, notice.text)),
+            InlineKeyboardMarkup(rows) if rows else None,
+        )
+
+    def notice_text(self, language: str, text: Text) -> str:
+        return _bounded(self._t.html(language, text))
+
+    def echo(self, language: str, original_html: str, echo: Echo) -> str:
+        """The pressed message, its answer appended, so the chat reads as a record of answers."""
+        line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
+        return _bounded(f"{original_html}\n\n{line}")
+
+    def toast(self, language: str, text: Text) -> str:
+        # answerCallbackQuery allows 200 characters.
+        return self._t.plain(language, text)[:200]
+
+    def noted(self, language: str) -> Message:
+        return Message(self._t.html(language, NOTED), ReplyKeyboardRemove())
+
+    @staticmethod
+    def _button(label: str, action: Action) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label, callback_data=encode(action))
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= TEXT_MAX:
+        return text
+    # Only reachable through a catalogue bug; cutting plain text at a tag boundary keeps HTML valid.
+    cut = text[: TEXT_MAX - 1]
+    return cut[: cut.rfind("\n")] + "…" if "\n" in cut else cut + "…"

@@ -1,0 +1,495 @@
+"""Use-cases: each runs one person's action inside one unit of work and says what to show them.
+
+Handlers call `Services.handle` with plain values; nothing here touches Telegram. The update id is
+recorded in the same transaction as the state change, so a redelivered update changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeAlias
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.actions import (
+    Action,
+    Answer,
+    AskErase,
+    Cancel,
+    ChooseFlow,
+    ChooseLanguage,
+    ConfirmErase,
+    Help,
+    KeepData,
+    Restart,
+    ShowLanguages,
+    ShowMyData,
+    Start,
+)
+from bot.i18n import LANGUAGES, Translator, pick_language
+from conversations import engine
+from conversations.engine import Echo
+from conversations.flows import CONSENT_VERSION, FLOWS
+from conversations.geography import department_of
+from conversations.model import (
+    SUMMARY,
+    Ask,
+    Completed,
+    ConversationState,
+    Exited,
+    Input,
+    Outcome,
+    Stale,
+    Status,
+    StepKind,
+    Summary,
+    TextInput,
+)
+from conversations.text import Lines, Text, _
+from storage.models import Consent, Conversation, Person, Profile
+from storage.repositories import ConversationRepository, answers_to_json
+from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Telegram deep links allow these characters, 64 at most (Bot API: "start" parameter).
+DEEP_LINK_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Telegram keeps an unconfirmed update for 24 h; after that its id can never come back.
+UPDATE_IDS_KEPT = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class Button:
+    label: Text
+    action: Action
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message that is not a question: a welcome, a thank-you, help, a confirmation."""
+
+    text: Text
+    buttons: tuple[Button, ...] = ()
+
+
+Screen: TypeAlias = Ask | Summary | Notice
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the person sees after one update; rendered by the edge."""
+
+    language: str
+    screens: tuple[Screen, ...] = ()
+    toast: Text | None = None
+    # The answer a pressed button gave, shown on that message in place of its keyboard.
+    echo: Echo = None
+    # A new keyboard for the pressed message (multi-choice toggles).
+    in_place: Ask | None = None
+    # The step just answered was a phone number: the "share my number" keyboard must go.
+    close_reply_keyboard: bool = False
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sent an update, and which one: the plain values a use-case needs."""
+
+    update_id: int
+    telegram_id: int
+    chat_id: int
+    telegram_language: str | None
+    now: datetime
+
+
+ALREADY_ANSWERED = _("Cette question a déjà une réponse 🙂")
+WELCOME = _(
+    "Bonjour ! 👋 Je suis le bot du <b>Collectif Mentorat</b>.\n\n"
+    "En quelques questions, je mets en relation les jeunes de 5 à 30 ans et les futur·es "
+    "mentors avec l'association du Collectif qui leur correspond.\n\nQui êtes-vous ?"
+)
+WELCOME_BACK = _("Rebonjour ! On reprend là où on s'était arrêté.")
+FLOW_BUTTONS = (
+    Button(_("Je cherche un·e mentor·e"), ChooseFlow("mentee")),
+    Button(_("J'inscris un·e jeune (parent, pro)"), ChooseFlow("mentee")),
+    Button(_("Je veux devenir mentor·e"), ChooseFlow("mentor")),
+)
+INTRO = {
+    "mentee": _(
+        "Super ! Je vais te poser une dizaine de questions, cela prend 3 minutes. "
+        "Tu peux revenir en arrière à tout moment avec le bouton « Retour »."
+    ),
+    "mentor": _(
+        "Merci de vouloir devenir mentor·e ! Une dizaine de questions, 3 minutes environ. "
+        "Vous pouvez revenir en arrière à tout moment avec le bouton « Retour »."
+    ),
+}
+THANKS = {
+    "mentee": _(
+        "Merci %(name)s, c'est envoyé ! ✅\n\nUne association du Collectif Mentorat va te "
+        "contacter dans les prochains jours pour te proposer un·e mentor·e."
+    ),
+    "mentor": _(
+        "Merci %(name)s, c'est envoyé ! ✅\n\nUne association du Collectif Mentorat va vous "
+        "contacter dans les prochains jours pour vous présenter son programme."
+    ),
+}
+BECOME_MENTOR = _("Devenir mentor·e")
+ALREADY_IN_PROGRESS = _("Un questionnaire est déjà en cours : reprenons-le.")
+CANCELLED = _(
+    "C'est arrêté : vos réponses n'ont été envoyées à personne. Pour recommencer, tapez /start."
+)
+NOTHING_TO_CANCEL = _("Il n'y a aucun questionnaire en cours. Pour commencer, tapez /start.")
+RESTARTED = _("C'est reparti depuis le début.")
+HELP = _(
+    "Je vous aide à trouver une association de mentorat du Collectif Mentorat, "
+    "en répondant à quelques questions.\n\n"
+    "/start – commencer ou reprendre\n"
+    "/restart – recommencer le questionnaire\n"
+    "/cancel – arrêter le questionnaire\n"
+    "/language – changer de langue\n"
+    "/mydata – voir vos données\n"
+    "/delete – effacer vos données\n"
+    "/help – cette aide"
+)
+CHOOSE_LANGUAGE = _("Dans quelle langue voulez-vous continuer ?")
+LANGUAGE_NAMES = {"fr": _("Français"), "en": _("English")}
+LANGUAGE_SET = _("C'est noté, je continue en français.")
+NO_DATA = _("Je n'ai aucune donnée sur vous, à part votre identifiant Telegram.")
+MY_DATA = _("<b>Vos données</b>\n\n%(details)s\n\nPour tout effacer : /delete")
+MY_DATA_PROFILE = _("Questionnaire envoyé le %(date)s :\n%(answers)s")
+MY_DATA_IN_PROGRESS = _("Questionnaire en cours :\n%(answers)s")
+MY_DATA_CONSENT = _("Accord « %(kind)s » donné le %(date)s (texte %(version)s)")
+CONSENT_KINDS = {"contact": _("être contacté·e"), "parental": _("parent")}
+ASK_ERASE = _(
+    "Voulez-vous effacer toutes vos données (réponses, contacts, questionnaires) ? C'est définitif."
+)
+ERASE_YES = _("Oui, tout effacer")
+ERASE_NO = _("Non, garder")
+ERASED = _("C'est fait : toutes vos données ont été effacées. Au revoir, et merci !")
+KEPT = _("D'accord, rien n'a été effacé.")
+FORGED = _("Ce bouton n'est plus valable.")
+
+
+class Services:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        translator: Translator,
+    ) -> None:
+        self._uow = unit_of_work
+        self._translator = translator
+
+    async def handle(self, sender: Sender, action: Action) -> Reply:
+        """Run `action` once for this update, whatever the redeliveries and concurrent instances."""
+        for attempt in range(3):
+            try:
+                async with self._uow() as uow:
+                    if await uow.updates.seen(sender.update_id):
+                        log.info("update %s already handled", sender.update_id)
+                        return Reply(language="fr", duplicate=True)
+                    person = await uow.people.seen(
+                        sender.telegram_id, sender.telegram_language, sender.now
+                    )
+                    reply = await self._dispatch(uow, person, sender, action)
+                    uow.updates.record(sender.update_id, sender.now)
+                    await uow.commit()
+                    return reply
+            except (StaleDataError, IntegrityError):
+                # Another instance (or a redelivery) won the race: read again and decide again.
+                log.warning(
+                    "update %s conflicted (attempt %s), retrying", sender.update_id, attempt
+                )
+        raise RuntimeError(f"update {sender.update_id} kept conflicting")
+
+    async def forget_old_updates(self, now: datetime) -> int:
+        async with self._uow() as uow:
+            removed = await uow.updates.forget_before(now - UPDATE_IDS_KEPT)
+            await uow.commit()
+            return removed
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    async def _dispatch(
+        self, uow: UnitOfWork, person: Person, sender: Sender, action: Action
+    ) -> Reply:
+        language = pick_language(person.language, person.telegram_language)
+        conversation = await uow.conversations.active_for(person)
+        match action:
+            case Start(payload):
+                return self._start(uow, person, conversation, payload, language)
+            case ChooseFlow(flow):
+                return self._choose_flow(uow, person, conversation, sender, flow, language)
+            case Answer(given):
+                if conversation is None:
+                    if isinstance(given, TextInput):
+                        return Reply(language, screens=(Notice(WELCOME, FLOW_BUTTONS),))
+                    return Reply(language, toast=ALREADY_ANSWERED)
+                return await self._answer(uow, person, conversation, sender, given, language)
+            case Restart():
+                return self._restart(uow, person, conversation, sender, language)
+            case Cancel():
+                return self._cancel(uow, conversation, sender, language)
+            case Help():
+                return Reply(language, screens=(Notice(HELP),))
+            case ShowLanguages():
+                buttons = tuple(
+                    Button(LANGUAGE_NAMES[code], ChooseLanguage(code)) for code in LANGUAGES
+                )
+                return Reply(language, screens=(Notice(CHOOSE_LANGUAGE, buttons),))
+            case ChooseLanguage(chosen):
+                return self._choose_language(person, conversation, chosen)
+            case ShowMyData():
+                return await self._my_data(uow, person, conversation, language)
+            case AskErase():
+                buttons = (Button(ERASE_YES, ConfirmErase()), Button(ERASE_NO, KeepData()))
+                return Reply(language, screens=(Notice(ASK_ERASE, buttons),))
+            case ConfirmErase():
+                await uow.people.erase(person)
+                log.info("person erased their data")
+                return Reply(language, screens=(Notice(ERASED),), echo=ERASE_YES)
+            case KeepData():
+                return Reply(language, screens=(Notice(KEPT),), echo=ERASE_NO)
+        return Reply(language, toast=FORGED)
+
+    def _start(
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        conversation: Conversation | None,
+        payload: str | None,
+        language: str,
+    ) -> Reply:
+        if payload and DEEP_LINK_PAYLOAD.match(payload):
+            person.source = payload
+        if conversation is not None:
+            outcome = engine.current(
+                FLOWS[conversation.flow], uow.conversations.state_of(conversation)
+            )
+            return Reply(language, screens=(Notice(WELCOME_BACK), *_screens(outcome)))
+        return Reply(language, screens=(Notice(WELCOME, FLOW_BUTTONS),))
+
+    def _choose_flow(
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        conversation: Conversation | None,
+        sender: Sender,
+        flow_name: str,
+        language: str,
+    ) -> Reply:
+        flow = FLOWS.get(flow_name)
+        if flow is None:
+            return Reply(language, toast=FORGED)
+        if conversation is not None:
+            outcome = engine.current(
+                FLOWS[conversation.flow], uow.conversations.state_of(conversation)
+            )
+            return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+        first = engine.begin(flow)
+        uow.conversations.start(person, sender.chat_id, first.state, person.source, sender.now)
+        uow.funnel.record(flow.name, first.state.step, "started", sender.now)
+        log.info("conversation started: flow=%s", flow.name)
+        return Reply(language, screens=(Notice(INTRO[flow.name]), first))
+
+    async def _answer(
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        conversation: Conversation,
+        sender: Sender,
+        given: Input,
+        language: str,
+    ) -> Reply:
+        flow = FLOWS[conversation.flow]
+        state = uow.conversations.state_of(conversation)
+
+        def localize(text: Text) -> str:
+            return self._translator.plain(language, text)
+
+        outcome = engine.advance(flow, state, given, localize)
+        if isinstance(outcome, Stale):
+            return Reply(language, toast=ALREADY_ANSWERED)
+        uow.conversations.save(conversation, outcome.state, sender.now)
+        answered_phone = (
+            state.step is not None
+            and state.step != SUMMARY
+            and flow.step(state.step).kind is StepKind.PHONE
+            and outcome.state.step != state.step
+        )
+        if state.step != outcome.state.step and state.step is not None:
+            uow.funnel.record(flow.name, state.step, "answered", sender.now)
+        if isinstance(outcome, Ask) and outcome.in_place:
+            return Reply(language, in_place=outcome)
+        if isinstance(outcome, Completed):
+            await self._submit(uow, person, conversation, outcome.state, language, sender.now)
+            name = outcome.state.answers.get("first_name")
+            thanks = THANKS[flow.name].fmt(name=str(name or ""))
+            return Reply(language, screens=(Notice(thanks),), echo=_("C'est bon ✅"))
+        if isinstance(outcome, Exited):
+            uow.funnel.record(flow.name, state.step, "exited", sender.now)
+            buttons = (
+                (Button(BECOME_MENTOR, ChooseFlow(outcome.offer_flow)),)
+                if outcome.offer_flow
+                else ()
+            )
+            return Reply(
+                language,
+                screens=(Notice(outcome.reason, buttons),),
+                close_reply_keyboard=answered_phone,
+            )
+        echo = outcome.answered
+        return Reply(
+            language, screens=_screens(outcome), echo=echo, close_reply_keyboard=answered_phone
+        )
+
+    async def _submit(
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        conversation: Conversation,
+        state: ConversationState,
+        language: str,
+        now: datetime,
+    ) -> Profile:
+        postal_code = state.answers.get("postal_code")
+        profile = uow.profiles.add(
+            Profile(
+                person_id=person.id,
+                conversation_id=conversation.id,
+                role=state.flow,
+                answers=answers_to_json(state.answers),
+                language=language,
+                source=conversation.source,
+                department=department_of(postal_code) if isinstance(postal_code, str) else None,
+                submitted_at=now,
+            )
+        )
+        await uow.flush()
+        uow.profiles.add_consent(
+            Consent(
+                person_id=person.id,
+                profile_id=profile.id,
+                kind="contact",
+                text_version=CONSENT_VERSION,
+                given_at=now,
+            )
+        )
+        if state.answers.get("parent_consent") is True:
+            uow.profiles.add_consent(
+                Consent(
+                    person_id=person.id,
+                    profile_id=profile.id,
+                    kind="parental",
+                    text_version=CONSENT_VERSION,
+                    given_at=now,
+                )
+            )
+        uow.funnel.record(state.flow, None, "completed", now)
+        log.info("profile submitted: flow=%s profile=%s", state.flow, profile.id)
+        return profile
+
+    def _restart(
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        conversation: Conversation | None,
+        sender: Sender,
+        language: str,
+    ) -> Reply:
+        if conversation is None:
+            return Reply(language, screens=(Notice(WELCOME, FLOW_BUTTONS),))
+        state = uow.conversations.state_of(conversation)
+        cancelled = ConversationState(state.flow, None, state.answers, status=Status.CANCELLED)
+        uow.conversations.save(conversation, cancelled, sender.now)
+        uow.funnel.record(state.flow, state.step, "restarted", sender.now)
+        first = engine.begin(FLOWS[state.flow])
+        uow.conversations.start(
+            person, sender.chat_id, first.state, conversation.source, sender.now
+        )
+        return Reply(language, screens=(Notice(RESTARTED), first))
+
+    def _cancel(
+        self,
+        uow: UnitOfWork,
+        conversation: Conversation | None,
+        sender: Sender,
+        language: str,
+    ) -> Reply:
+        if conversation is None:
+            return Reply(language, screens=(Notice(NOTHING_TO_CANCEL),))
+        state = uow.conversations.state_of(conversation)
+        uow.conversations.save(
+            conversation,
+            ConversationState(state.flow, None, state.answers, Status.CANCELLED),
+            sender.now,
+        )
+        uow.funnel.record(state.flow, state.step, "cancelled", sender.now)
+        return Reply(language, screens=(Notice(CANCELLED),), close_reply_keyboard=True)
+
+    def _choose_language(
+        self, person: Person, conversation: Conversation | None, chosen: str
+    ) -> Reply:
+        if chosen not in LANGUAGES:
+            return Reply(pick_language(person.language, person.telegram_language), toast=FORGED)
+        person.language = chosen
+        screens: tuple[Screen, ...] = (Notice(LANGUAGE_SET),)
+        if conversation is not None:
+            state = ConversationRepository.state_of(conversation)
+            screens = (*screens, *_screens(engine.current(FLOWS[state.flow], state)))
+        return Reply(chosen, screens=screens, echo=LANGUAGE_NAMES[chosen])
+
+    async def _my_data(
+        self,
+        uow: UnitOfWork,
+        person: Person,
+        conversation: Conversation | None,
+        language: str,
+    ) -> Reply:
+        parts: list[Text] = []
+        for profile in await uow.profiles.for_person(person):
+            parts.append(
+                MY_DATA_PROFILE.fmt(
+                    date=profile.submitted_at.strftime("%d/%m/%Y"),
+                    answers=Lines(self._answers_text(profile.role, profile.answers)),
+                )
+            )
+        for consent in await uow.profiles.consents_for(person):
+            parts.append(
+                MY_DATA_CONSENT.fmt(
+                    kind=CONSENT_KINDS.get(consent.kind, _("autre")),
+                    date=consent.given_at.strftime("%d/%m/%Y"),
+                    version=consent.text_version,
+                )
+            )
+        if conversation is not None:
+            state = uow.conversations.state_of(conversation)
+            answers = Lines(self._answers_text(state.flow, state.answers))
+            parts.append(MY_DATA_IN_PROGRESS.fmt(answers=answers))
+        if not parts:
+            return Reply(language, screens=(Notice(NO_DATA),))
+        return Reply(language, screens=(Notice(MY_DATA.fmt(details=Lines(tuple(parts)))),))
+
+    @staticmethod
+    def _answers_text(flow_name: str, answers: object) -> tuple[Text, ...]:
+        flow = FLOWS.get(flow_name)
+        if flow is None or not isinstance(answers, dict):
+            return ()
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in answers.items()}
+        lines = []
+        for step in flow.steps:
+            if step.key in values:
+                shown = engine.display(step, values[step.key], values)
+                lines.append(_("• %(title)s : %(value)s").fmt(title=step.title, value=shown))
+        return tuple(lines)
+
+
+def _screens(outcome: Outcome) -> tuple[Screen, ...]:
+    if isinstance(outcome, (Ask, Summary)):
+        return (outcome,)
+    return ()

@@ -1,0 +1,35 @@
+"""Settings from the environment (and an optional `.env`), documented in the README's table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/mentorat.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    # The Bot API base; the token is appended to it, as the Bot API specifies (…/bot<token>/method).
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_telegram_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    log_level: str = "INFO"
+    # Updates of different chats handled at once; one chat's updates are always in order.
+    max_concurrent_updates: int = Field(default=64, ge=1, le=1024)
+
+    @field_validator("admin_telegram_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.replace(";", ",").split(",") if part.strip())
+        return value
+
+    @field_validator("telegram_bot_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value

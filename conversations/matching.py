@@ -1,0 +1,559 @@
+"""Which associations of the Collectif can take a finished profile, best first, and why in words.
+
+Pure: the catalogue, this week's loads and the profile come in; a ranked list (or a gap) comes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Literal, TypeAlias
+
+from conversations.flows.mentee import MAX_AGE, MENTEE, MIN_AGE
+from conversations.flows.mentor import AGE_BRACKETS, MENTOR
+from conversations.flows.mentor import MENTEE_GROUPS as MENTEE_GROUP_CHOICES
+from conversations.flows.options import FORMATS as FORMAT_CHOICES
+from conversations.flows.options import THEMES as THEME_CHOICES
+from conversations.geography import department_of
+from conversations.model import Answers, Choice
+from conversations.text import Text, _, ngettext
+
+Role: TypeAlias = Literal["mentee", "mentor"]
+
+# The codes come from the flows' own choices, so the catalogue cannot drift from the questions.
+_MENTEE_SITUATION_CHOICES = MENTEE.step("situation").choices_for({})
+_MENTOR_SITUATION_CHOICES = MENTOR.step("situation").choices_for({})
+
+ROLES: frozenset[str] = frozenset({"mentee", "mentor"})
+MENTEE_SITUATIONS = frozenset(choice.value for choice in _MENTEE_SITUATION_CHOICES)
+MENTOR_SITUATIONS = frozenset(choice.value for choice in _MENTOR_SITUATION_CHOICES)
+THEMES = frozenset(choice.value for choice in THEME_CHOICES)
+MENTEE_GROUPS = frozenset(choice.value for choice in MENTEE_GROUP_CHOICES)
+# How pairs meet, as an association offers it; a person may also answer "either".
+FORMATS: frozenset[str] = frozenset({"in_person", "remote"})
+FORMAT_PREFERENCES = frozenset(choice.value for choice in FORMAT_CHOICES)
+# The areas an association may give priority to (the mentee's optional "area" answer).
+PRIORITY_AREAS: frozenset[str] = frozenset({"qpv", "rural"})
+MENTEE_MIN_AGE: int = MIN_AGE
+MENTEE_MAX_AGE: int = MAX_AGE
+
+_OLDEST = 120
+# A mentor answers with a bracket, not an age; "60_plus" starts after "41_60" ends.
+MENTOR_AGE_BRACKETS: Mapping[str, tuple[int, int]] = {
+    "15_17": (15, 17),
+    "18_25": (18, 25),
+    "26_40": (26, 40),
+    "41_60": (41, 60),
+    "60_plus": (61, _OLDEST),
+}
+# The ages each kind of mentor an association seeks may have: minors (15-17) only mentor where
+# high-school (or early university) students are sought, never where only working people are.
+MENTOR_SITUATION_AGES: Mapping[str, tuple[int, int]] = {
+    "high_school_student": (15, 20),
+    "university_student": (17, 30),
+    "private_employee": (18, _OLDEST),
+    "public_servant": (18, _OLDEST),
+    "self_employed": (18, _OLDEST),
+    "retiree": (50, _OLDEST),
+    "job_seeker": (18, _OLDEST),
+    "other": (18, _OLDEST),
+}
+
+# Score weights. Shared themes weigh most: they are what the person asked for. Then being served
+# locally, a priority area, the usual format; load and response history only reorder close calls.
+THEME_POINTS = 10.0
+LOCAL_POINTS = 6.0
+NATIONAL_POINTS = 2.0
+AREA_POINTS = 5.0
+FORMAT_POINTS = 3.0
+WAITING_PENALTY = 0.5
+WAITING_PENALTY_CAP = 8.0
+SPEED_POINTS = 3.0
+
+
+@dataclass(frozen=True)
+class Association:
+    """One association as matching sees it (built from the catalogue, see conversations.catalog)."""
+
+    slug: str
+    name: str
+    roles: frozenset[str]
+    national: bool
+    departments: frozenset[str]
+    # Takes people outside its departments when they accept remote mentoring.
+    remote: bool
+    # How its pairs meet, the usual way first.
+    formats: tuple[str, ...]
+    mentee_min_age: int
+    mentee_max_age: int
+    mentee_situations: frozenset[str]
+    themes: frozenset[str]
+    mentor_profiles: frozenset[str]
+    mentor_groups: frozenset[str]
+    weekly_capacity: int
+    priority_areas: frozenset[str] = frozenset()
+    paused: bool = False
+    response_days: int = 7
+    recruits_through_schools: bool = False
+    website: str = ""
+    description_fr: str = ""
+    description_en: str = ""
+
+
+@dataclass(frozen=True)
+class AssociationLoad:
+    """What an association has on its plate: counted by storage for the current ISO week."""
+
+    handed_off_this_week: int = 0
+    waiting: int = 0
+    median_response_hours: float | None = None
+
+
+_NO_LOAD = AssociationLoad()
+
+
+@dataclass(frozen=True)
+class ProfileFacts:
+    """The answers matching needs, in matching's terms: an age range even for a mentor's bracket."""
+
+    role: Role
+    min_age: int
+    max_age: int
+    department: str | None
+    situation: str | None
+    themes: frozenset[str] = frozenset()
+    format: str = "either"
+    mentee_groups: frozenset[str] = frozenset()
+    area: str | None = None
+    age_bracket: str | None = None
+
+    @property
+    def accepted_formats(self) -> frozenset[str]:
+        if self.format in FORMATS:
+            return frozenset({self.format})
+        return FORMATS
+
+
+def facts_from_answers(flow_name: str, answers: Answers) -> ProfileFacts:
+    """The facts of a completed profile of the "mentee" or "mentor" flow."""
+    role: Role
+    if flow_name == "mentee":
+        role = "mentee"
+        age = answers.get("age")
+        if not isinstance(age, int) or isinstance(age, bool):
+            raise ValueError("a mentee profile needs an age")
+        min_age = max_age = age
+        bracket = None
+        themes = _codes(answers.get("needs"))
+    elif flow_name == "mentor":
+        role = "mentor"
+        bracket_answer = answers.get("age_bracket")
+        if not isinstance(bracket_answer, str) or bracket_answer not in MENTOR_AGE_BRACKETS:
+            raise ValueError("a mentor profile needs an age bracket")
+        bracket = bracket_answer
+        min_age, max_age = MENTOR_AGE_BRACKETS[bracket]
+        themes = _codes(answers.get("themes"))
+    else:
+        raise ValueError(f"no matching for the {flow_name!r} flow")
+    postal_code = answers.get("postal_code")
+    situation = answers.get("situation")
+    preference = answers.get("format")
+    area = answers.get("area")
+    return ProfileFacts(
+        role=role,
+        min_age=min_age,
+        max_age=max_age,
+        department=department_of(postal_code) if isinstance(postal_code, str) else None,
+        situation=situation if isinstance(situation, str) else None,
+        themes=themes,
+        format=preference if isinstance(preference, str) and preference in FORMATS else "either",
+        mentee_groups=_codes(answers.get("mentee_groups")) if role == "mentor" else frozenset(),
+        area=area if isinstance(area, str) else None,
+        age_bracket=bracket,
+    )
+
+
+def _codes(answer: object) -> frozenset[str]:
+    if isinstance(answer, tuple):
+        return frozenset(code for code in answer if isinstance(code, str))
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    association: Association
+    score: float
+    # Why this association, for the person (two or three short sentences).
+    reasons: tuple[Text, ...]
+    # What happens next: when it calls, and whether it may check with the school first.
+    notes: tuple[Text, ...] = ()
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    ranked: tuple[Candidate, ...]
+    # Set when nothing matched: which department and profile lack an association (for admins).
+    gap: Text | None = None
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.ranked[0] if self.ranked else None
+
+
+def week_window(now: datetime) -> tuple[datetime, datetime]:
+    """The ISO week holding `now` (Monday 00:00 to the next Monday): weekly_capacity's window."""
+    start = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=7)
+
+
+# --- the texts ----------------------------------------------------------------------------------
+# The young flow says "tu", the mentor flow "vous": each sentence that addresses the person exists
+# in both, and each msgid stays a literal inside _() so that Babel extracts it.
+
+_REACH_NATIONAL = _("Elle intervient partout en France.")
+_AREA_REASONS: Mapping[str, Text] = {
+    "qpv": _("Elle donne la priorité aux jeunes des quartiers prioritaires."),
+    "rural": _("Elle donne la priorité aux jeunes des zones rurales."),
+}
+_UNKNOWN_DEPARTMENT = _("inconnu")
+
+
+@dataclass(frozen=True)
+class _Wording:
+    themes: Text
+    local: Text
+    remote: Text
+    usual_format: Mapping[str, Text]
+    school: Text | None
+
+
+_MENTEE_WORDING = _Wording(
+    themes=_("Elle t'accompagne sur ce que tu cherches : %(themes)s."),
+    local=_("Elle intervient dans ton département (%(department)s)."),
+    remote=_("Elle peut t'accompagner à distance, comme tu l'acceptes."),
+    usual_format={
+        "in_person": _("Ses rencontres se font surtout en présentiel, comme tu le préfères."),
+        "remote": _("Ses rencontres se font surtout à distance, comme tu le préfères."),
+    },
+    school=_(
+        "Elle travaille avec les établissements scolaires : elle en parlera peut-être d'abord "
+        "avec le tien."
+    ),
+)
+_MENTOR_WORDING = _Wording(
+    themes=_("Ses mentors aident sur les sujets que vous avez choisis : %(themes)s."),
+    local=_("Elle intervient dans votre département (%(department)s)."),
+    remote=_("Elle peut vous proposer un mentorat à distance, comme vous l'acceptez."),
+    usual_format={
+        "in_person": _("Ses rencontres se font surtout en présentiel, comme vous le préférez."),
+        "remote": _("Ses rencontres se font surtout à distance, comme vous le préférez."),
+    },
+    school=None,
+)
+
+
+def _contact_note(role: Role, days: int) -> Text:
+    if role == "mentee":
+        return ngettext(
+            "Elle te contactera sous %(count)s jour.",
+            "Elle te contactera sous %(count)s jours.",
+            days,
+        )
+    return ngettext(
+        "Elle vous contactera sous %(count)s jour.",
+        "Elle vous contactera sous %(count)s jours.",
+        days,
+    )
+
+
+def _labels(choices: Iterable[Choice]) -> dict[str, Text]:
+    return {choice.value: choice.label for choice in choices}
+
+
+_THEME_LABELS = _labels(THEME_CHOICES)
+_THEME_ORDER = {choice.value: i for i, choice in enumerate(THEME_CHOICES)}
+_GROUP_LABELS = _labels(MENTEE_GROUP_CHOICES)
+_GROUP_ORDER = {choice.value: i for i, choice in enumerate(MENTEE_GROUP_CHOICES)}
+_MENTEE_SITUATION_LABELS = _labels(_MENTEE_SITUATION_CHOICES)
+_MENTOR_SITUATION_LABELS = _labels(_MENTOR_SITUATION_CHOICES)
+_FORMAT_LABELS = _labels(FORMAT_CHOICES)
+_BRACKET_LABELS = _labels(AGE_BRACKETS)
+
+
+def _listed(
+    codes: Iterable[str], labels: Mapping[str, Text], order: Mapping[str, int]
+) -> tuple[Text | str, ...]:
+    return tuple(labels.get(code, code) for code in sorted(codes, key=lambda c: order.get(c, 99)))
+
+
+# --- the index ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Texts and sets of one association that do not depend on the profile, computed once."""
+
+    association: Association
+    age_reason: Text
+    mentee_notes: tuple[Text, ...]
+    mentor_notes: tuple[Text, ...]
+
+
+class AssociationIndex:
+    """The catalogue prepared for matching: one bitmask per filter value, built once per catalogue.
+
+    Bit i stands for the i-th association in slug order, so the catalogue's order never matters and
+    each hard filter is one integer AND instead of a loop over every association.
+    """
+
+    def __init__(self, associations: Iterable[Association]) -> None:
+        ordered = sorted(associations, key=lambda a: a.slug)
+        for before, after in pairwise(ordered):
+            if before.slug == after.slug:
+                raise ValueError(f"two associations share the slug {after.slug!r}")
+        self.associations: tuple[Association, ...] = tuple(ordered)
+        self._prepared = tuple(_prepare(a) for a in ordered)
+        self._role: dict[str, int] = {}
+        self._mentee_situation: dict[str, int] = {}
+        self._mentor_situation: dict[str, int] = {}
+        self._group: dict[str, int] = {}
+        self._department: dict[str, int] = {}
+        self._offers: dict[str, int] = {}
+        self._mentee_age = [0] * (_OLDEST + 1)
+        self._mentor_age = [0] * (_OLDEST + 1)
+        self._national = 0
+        self._remote = 0
+        self._active = 0
+        for i, association in enumerate(ordered):
+            bit = 1 << i
+            _mark(self._role, association.roles, bit)
+            _mark(self._mentee_situation, association.mentee_situations, bit)
+            _mark(self._mentor_situation, association.mentor_profiles, bit)
+            _mark(self._group, association.mentor_groups, bit)
+            _mark(self._department, association.departments, bit)
+            _mark(self._offers, association.formats, bit)
+            for age in range(max(association.mentee_min_age, 0), association.mentee_max_age + 1):
+                if age <= _OLDEST:
+                    self._mentee_age[age] |= bit
+            for profile in association.mentor_profiles:
+                low, high = MENTOR_SITUATION_AGES.get(profile, (18, _OLDEST))
+                for age in range(low, high + 1):
+                    self._mentor_age[age] |= bit
+            if association.national:
+                self._national |= bit
+            if association.remote and "remote" in association.formats:
+                self._remote |= bit
+            if not association.paused:
+                self._active |= bit
+        self._age_cache: dict[tuple[Role, int, int], int] = {}
+
+    def _ages(self, role: Role, low: int, high: int) -> int:
+        key = (role, low, high)
+        cached = self._age_cache.get(key)
+        if cached is None:
+            table = self._mentee_age if role == "mentee" else self._mentor_age
+            cached = 0
+            for age in range(max(low, 0), min(high, _OLDEST) + 1):
+                cached |= table[age]
+            self._age_cache[key] = cached
+        return cached
+
+    def eligible(self, facts: ProfileFacts) -> int:
+        """The bitmask of associations that pass every hard filter except pause and capacity."""
+        mask = self._role.get(facts.role, 0) & self._ages(facts.role, facts.min_age, facts.max_age)
+        if facts.situation is not None:
+            situations = (
+                self._mentee_situation if facts.role == "mentee" else self._mentor_situation
+            )
+            mask &= situations.get(facts.situation, 0)
+        if facts.role == "mentor" and facts.mentee_groups:
+            groups = 0
+            for group in facts.mentee_groups:
+                groups |= self._group.get(group, 0)
+            mask &= groups
+        if not mask:
+            return 0
+        accepted = facts.accepted_formats
+        offered = 0
+        for preference in accepted:
+            offered |= self._offers.get(preference, 0)
+        local = self._department.get(facts.department, 0) if facts.department else 0
+        located = (local | self._national) & offered
+        if "remote" in accepted:
+            located |= self._remote
+        return mask & located
+
+    def match(self, facts: ProfileFacts, loads: Mapping[str, AssociationLoad]) -> MatchResult:
+        eligible = self.eligible(facts)
+        open_now = eligible & self._active
+        wording = _MENTEE_WORDING if facts.role == "mentee" else _MENTOR_WORDING
+        local_reason = (
+            wording.local.fmt(department=facts.department) if facts.department else _REACH_NATIONAL
+        )
+        scored: list[tuple[float, str, Candidate]] = []
+        while open_now:
+            low_bit = open_now & -open_now
+            open_now ^= low_bit
+            prepared = self._prepared[low_bit.bit_length() - 1]
+            association = prepared.association
+            load = loads.get(association.slug, _NO_LOAD)
+            if load.handed_off_this_week >= association.weekly_capacity:
+                continue
+            candidate = _candidate(facts, prepared, load, wording, local_reason)
+            scored.append((-candidate.score, association.slug, candidate))
+        if scored:
+            scored.sort(key=lambda entry: (entry[0], entry[1]))
+            return MatchResult(ranked=tuple(entry[2] for entry in scored))
+        blocked = tuple(self._prepared[i].association.name for i in _bits(eligible))
+        return MatchResult(ranked=(), gap=_gap(facts, blocked))
+
+
+def _mark(table: dict[str, int], codes: Iterable[str], bit: int) -> None:
+    for code in codes:
+        table[code] = table.get(code, 0) | bit
+
+
+def _bits(mask: int) -> Iterable[int]:
+    while mask:
+        low_bit = mask & -mask
+        mask ^= low_bit
+        yield low_bit.bit_length() - 1
+
+
+def _prepare(association: Association) -> _Prepared:
+    return _Prepared(
+        association=association,
+        age_reason=_("Elle accompagne les jeunes de %(min)s à %(max)s ans.").fmt(
+            min=association.mentee_min_age, max=association.mentee_max_age
+        ),
+        mentee_notes=(
+            _contact_note("mentee", association.response_days),
+            *((_MENTEE_WORDING.school,) if association.recruits_through_schools else ()),
+        ),
+        mentor_notes=(_contact_note("mentor", association.response_days),),
+    )
+
+
+def _candidate(
+    facts: ProfileFacts,
+    prepared: _Prepared,
+    load: AssociationLoad,
+    wording: _Wording,
+    local_reason: Text,
+) -> Candidate:
+    association = prepared.association
+    reasons: list[Text] = []
+    score = 0.0
+    common = facts.themes & association.themes
+    if common:
+        score += THEME_POINTS * len(common)
+        reasons.append(wording.themes.fmt(themes=_listed(common, _THEME_LABELS, _THEME_ORDER)))
+
+    if facts.department is not None and facts.department in association.departments:
+        score += LOCAL_POINTS
+        usual = association.formats[0]
+        reasons.append(local_reason)
+    elif association.national and not facts.accepted_formats.isdisjoint(association.formats):
+        score += NATIONAL_POINTS
+        usual = association.formats[0]
+        reasons.append(_REACH_NATIONAL)
+    else:
+        # Reached only because the person accepts remote mentoring: the pair meets remotely.
+        usual = "remote"
+        reasons.append(wording.remote)
+
+    if facts.format == usual:
+        score += FORMAT_POINTS
+        if len(reasons) < 2:
+            reasons.append(wording.usual_format[usual])
+
+    area_reason = _AREA_REASONS.get(facts.area or "")
+    if area_reason is not None and facts.area in association.priority_areas:
+        score += AREA_POINTS
+        reasons.append(area_reason)
+    elif facts.role == "mentee":
+        reasons.append(prepared.age_reason)
+    else:
+        common_groups = facts.mentee_groups & association.mentor_groups
+        if common_groups:
+            reasons.append(
+                _("Ses mentors accompagnent le public que vous avez choisi : %(groups)s.").fmt(
+                    groups=_listed(common_groups, _GROUP_LABELS, _GROUP_ORDER)
+                )
+            )
+        elif facts.situation is not None:
+            reasons.append(
+                _("Elle recherche des mentors dans votre situation (%(situation)s).").fmt(
+                    situation=_MENTOR_SITUATION_LABELS.get(facts.situation, facts.situation)
+                )
+            )
+
+    score -= min(WAITING_PENALTY * max(load.waiting, 0), WAITING_PENALTY_CAP)
+    if load.median_response_hours is not None:
+        promised = max(association.response_days, 1) * 24.0
+        late = min(max(load.median_response_hours, 0.0), 2 * promised)
+        # +3 for an instant answer, 0 on the promised delay, -3 at twice the promise or later.
+        score += SPEED_POINTS * (1.0 - late / promised)
+
+    notes = prepared.mentee_notes if facts.role == "mentee" else prepared.mentor_notes
+    return Candidate(association, round(score, 3), tuple(reasons[:3]), notes)
+
+
+def _gap(facts: ProfileFacts, blocked: tuple[str, ...]) -> Text:
+    department: Text | str = facts.department or _UNKNOWN_DEPARTMENT
+    preference = _FORMAT_LABELS.get(facts.format, facts.format)
+    if facts.role == "mentee":
+        situation: Text | str = _MENTEE_SITUATION_LABELS.get(facts.situation or "", "?")
+        if blocked:
+            return _(
+                "Aucune place cette semaine pour ce profil de jeune : %(age)s ans, %(situation)s, "
+                "département %(department)s, rencontres : %(format)s. Associations complètes ou "
+                "en pause : %(associations)s."
+            ).fmt(
+                age=facts.min_age,
+                situation=situation,
+                department=department,
+                format=preference,
+                associations=blocked,
+            )
+        return _(
+            "Aucune association pour ce profil de jeune : %(age)s ans, %(situation)s, "
+            "département %(department)s, rencontres : %(format)s."
+        ).fmt(age=facts.min_age, situation=situation, department=department, format=preference)
+    age: Text | str = _BRACKET_LABELS.get(
+        facts.age_bracket or "", f"{facts.min_age}-{facts.max_age}"
+    )
+    situation = _MENTOR_SITUATION_LABELS.get(facts.situation or "", "?")
+    if blocked:
+        return _(
+            "Aucune place cette semaine pour ce profil de mentor : %(age)s, %(situation)s, "
+            "département %(department)s, rencontres : %(format)s. Associations complètes ou "
+            "en pause : %(associations)s."
+        ).fmt(
+            age=age,
+            situation=situation,
+            department=department,
+            format=preference,
+            associations=blocked,
+        )
+    return _(
+        "Aucune association pour ce profil de mentor : %(age)s, %(situation)s, "
+        "département %(department)s, rencontres : %(format)s."
+    ).fmt(age=age, situation=situation, department=department, format=preference)
+
+
+def match(
+    facts: ProfileFacts,
+    associations: AssociationIndex | Iterable[Association],
+    loads: Mapping[str, AssociationLoad],
+) -> MatchResult:
+    """The associations that can take this profile now, best first, each with its reasons.
+
+    Pass an AssociationIndex when matching many profiles against one catalogue: building it is the
+    costly part. `loads` maps slugs to this week's load; a missing slug counts as no load.
+    """
+    if not isinstance(associations, AssociationIndex):
+        associations = AssociationIndex(associations)
+    return associations.match(facts, loads)

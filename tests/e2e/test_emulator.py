@@ -1,0 +1,686 @@
+"""The Bot API emulator behaves like Telegram for raw HTTP clients and for PTB's telegram.Bot."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import telegram
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.sandbox.emulator import BotApiEmulator, EmulatedUser, EmulatorTimeout
+from bot.sandbox.formatting import parse_html, parse_markdown_v2, render_html
+
+TOKEN = "123456:ABC-DEF_ghi"
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[BotApiEmulator]:
+    emulator = BotApiEmulator(bot_username="mentorat_sandbox_bot")
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def bot(emu: BotApiEmulator) -> AsyncIterator[telegram.Bot]:
+    async with telegram.Bot(token=TOKEN, base_url=emu.base_url) as ptb_bot:
+        yield ptb_bot
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def ines(emu: BotApiEmulator) -> EmulatedUser:
+    user = emu.user(1001, "Inès", language_code="fr")
+    user.send_command("start")
+    return user
+
+
+async def call(
+    http: aiohttp.ClientSession, emu: BotApiEmulator, method: str, **params: Any
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(f"{emu.base_url}{TOKEN}/{method}", json=params) as response:
+        return response.status, await response.json()
+
+
+def seconds(value: int | dtm.timedelta) -> float:
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+# -- plain HTTP -------------------------------------------------------------------------------
+
+
+async def test_get_me_over_http_describes_the_bot_whose_id_is_the_token_prefix(
+    emu: BotApiEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{emu.base_url}{TOKEN}/getMe") as response:
+        body = await response.json()
+    assert response.status == 200
+    assert body["ok"] is True
+    assert body["result"]["id"] == 123456
+    assert body["result"]["is_bot"] is True
+    assert body["result"]["username"] == "mentorat_sandbox_bot"
+    assert body["result"]["can_read_all_group_messages"] is False
+
+
+async def test_malformed_token_is_answered_401_unauthorized(
+    emu: BotApiEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{emu.base_url}not-a-token/getMe") as response:
+        body = await response.json()
+    assert response.status == 401
+    assert body == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+
+
+async def test_unknown_method_is_answered_404_not_found(
+    emu: BotApiEmulator, http: aiohttp.ClientSession
+) -> None:
+    status, body = await call(http, emu, "sendTelepathy", chat_id=1)
+    assert status == 404
+    assert body == {"ok": False, "error_code": 404, "description": "Not Found"}
+
+
+async def test_parameters_are_read_from_json_form_and_query_string_with_any_method_case(
+    emu: BotApiEmulator, http: aiohttp.ClientSession, ines: EmulatedUser
+) -> None:
+    markup = json.dumps({"inline_keyboard": [[{"text": "Oui", "callback_data": "yes"}]]})
+    url = f"{emu.base_url}{TOKEN}"
+    async with http.post(f"{url}/SENDMESSAGE", json={"chat_id": 1001, "text": "json"}) as r1:
+        assert r1.status == 200
+    form = {"chat_id": "1001", "text": "form", "reply_markup": markup}
+    async with http.post(f"{url}/sendmessage", data=form) as r2:
+        assert r2.status == 200
+    async with http.get(f"{url}/sendMessage", params={"chat_id": "1001", "text": "query"}) as r3:
+        assert r3.status == 200
+    multipart = aiohttp.FormData({"chat_id": "1001", "text": "multipart"})
+    async with http.post(f"{url}/sendMessage", data=multipart()) as r4:
+        assert r4.status == 200
+    assert [m.text for m in ines.messages] == ["json", "form", "query", "multipart"]
+    assert ines.messages[1].buttons == [{"text": "Oui", "callback_data": "yes"}]
+    assert emu.calls("sendMessage", chat_id=1001)[1].params["chat_id"] == 1001
+
+
+async def test_missing_parameters_get_telegram_descriptions(
+    emu: BotApiEmulator, http: aiohttp.ClientSession, ines: EmulatedUser
+) -> None:
+    assert (await call(http, emu, "sendMessage", text="x"))[1]["description"] == (
+        "Bad Request: chat_id is empty"
+    )
+    assert (await call(http, emu, "sendMessage", chat_id=1001))[1]["description"] == (
+        "Bad Request: message text is empty"
+    )
+    status, body = await call(http, emu, "sendMessage", chat_id=999, text="x")
+    assert (status, body["description"]) == (400, "Bad Request: chat not found")
+
+
+# -- through PTB ------------------------------------------------------------------------------
+
+
+async def test_ptb_bot_initializes_against_the_emulator(bot: telegram.Bot) -> None:
+    me = await bot.get_me()
+    assert me.id == 123456
+    assert bot.username == "mentorat_sandbox_bot"
+
+
+async def test_html_message_with_inline_keyboard_reaches_the_user_as_text_entities_and_html(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Lycée", callback_data="level:lycee")]])
+    sent = await bot.send_message(
+        1001, "👋 <b>Salut</b> &amp; <i>bienvenue</i>", parse_mode="HTML", reply_markup=keyboard
+    )
+    message = await ines.next_message()
+    assert message.message_id == sent.message_id
+    assert message.text == "👋 Salut & bienvenue"
+    # UTF-16 offsets: the emoji counts for two units.
+    assert message.entities == [
+        {"type": "bold", "offset": 3, "length": 5},
+        {"type": "italic", "offset": 11, "length": 9},
+    ]
+    assert message.html_source == "👋 <b>Salut</b> &amp; <i>bienvenue</i>"
+    assert message.html == "👋 <b>Salut</b> &amp; <i>bienvenue</i>"
+    assert message.button_texts == ["Lycée"]
+    assert sent.text == "👋 Salut & bienvenue"
+    assert sent.reply_markup is not None
+    assert sent.reply_markup.inline_keyboard[0][0].callback_data == "level:lycee"
+
+
+async def test_unescaped_less_than_in_html_is_refused_like_telegram(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities") as info:
+        await bot.send_message(1001, "Age < 18 ans", parse_mode="HTML")
+    # PTB drops "Bad Request: " and lower-cases the rest of the description.
+    assert 'unsupported start tag "" at byte offset 4' in info.value.message
+    assert ines.messages == []
+
+
+async def test_bare_ampersand_and_unclosed_tag_are_refused_in_html(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+        await bot.send_message(1001, "Sciences & techniques", parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r'(?i)corresponding to start tag "b"'):
+        await bot.send_message(1001, "<b>gras", parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r'(?i)Unsupported start tag "br"'):
+        await bot.send_message(1001, "ligne<br>ligne", parse_mode="HTML")
+    assert ines.messages == []
+
+
+async def test_lenient_emulator_keeps_a_bare_ampersand_like_tdlib() -> None:
+    assert parse_html("A & B", strict_ampersand=False).text == "A & B"
+
+
+async def test_markdown_v2_unescaped_reserved_character_is_refused(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)Character '\.' is reserved"):
+        await bot.send_message(1001, "Merci.", parse_mode="MarkdownV2")
+    sent = await bot.send_message(1001, r"*Merci*\.", parse_mode="MarkdownV2")
+    assert sent.text == "Merci."
+    assert ines.last_message is not None
+    assert ines.last_message.entities == [{"type": "bold", "offset": 0, "length": 5}]
+
+
+async def test_text_longer_than_4096_characters_after_parsing_is_refused(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.send_message(1001, "a" * 4097)
+    # Tags do not count: the limit applies to the parsed text.
+    await bot.send_message(1001, "<b>" + "a" * 4096 + "</b>", parse_mode="HTML")
+    assert len(ines.messages) == 1
+
+
+async def test_whitespace_only_text_is_refused(bot: telegram.Bot, ines: EmulatedUser) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)text must be non-empty"):
+        await bot.send_message(1001, "<b> </b>", parse_mode="HTML")
+
+
+async def test_callback_data_is_limited_to_64_utf8_bytes(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    too_long = "é" * 32 + "a"  # 65 bytes but only 33 characters
+    with pytest.raises(BadRequest, match=r"(?i)BUTTON_DATA_INVALID"):
+        await bot.send_message(
+            1001,
+            "Choix",
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton("x", callback_data=too_long)]]
+            ),
+        )
+    await bot.send_message(
+        1001,
+        "Choix",
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="é" * 32)]]),
+    )
+    assert len(ines.messages) == 1
+
+
+async def test_inline_button_must_have_exactly_one_action(
+    emu: BotApiEmulator, http: aiohttp.ClientSession, ines: EmulatedUser
+) -> None:
+    bare = {"inline_keyboard": [[{"text": "Rien"}]]}
+    status, body = await call(http, emu, "sendMessage", chat_id=1001, text="x", reply_markup=bare)
+    assert status == 400
+    assert "Text buttons are unallowed in the inline keyboard" in body["description"]
+    both = {"inline_keyboard": [[{"text": "Deux", "callback_data": "a", "url": "https://a.fr"}]]}
+    status, body = await call(http, emu, "sendMessage", chat_id=1001, text="x", reply_markup=both)
+    assert status == 400
+    assert "exactly one" in body["description"]
+    bad_url = {"inline_keyboard": [[{"text": "Site", "url": "http://localhost:8080"}]]}
+    status, body = await call(
+        http, emu, "sendMessage", chat_id=1001, text="x", reply_markup=bad_url
+    )
+    assert body["description"] == (
+        "Bad Request: inline keyboard button URL 'http://localhost:8080' is invalid: Wrong HTTP URL"
+    )
+
+
+async def test_identical_edit_is_refused_as_not_modified(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("OK", callback_data="ok")]])
+    sent = await bot.send_message(1001, "<b>Question</b>", parse_mode="HTML", reply_markup=keyboard)
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_text(
+            "<b>Question</b>", 1001, sent.message_id, parse_mode="HTML", reply_markup=keyboard
+        )
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_reply_markup(1001, sent.message_id, reply_markup=keyboard)
+    assert ines.messages[0].edited is False
+
+
+async def test_edit_changes_the_message_and_without_markup_removes_the_keyboard(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("OK", callback_data="ok")]])
+    sent = await bot.send_message(1001, "Question", reply_markup=keyboard)
+    edited = await bot.edit_message_text("Réponse notée", 1001, sent.message_id)
+    assert isinstance(edited, telegram.Message)
+    assert edited.edit_date is not None
+    snapshot = await ines.next_edit()
+    assert snapshot.text == "Réponse notée"
+    assert ines.messages[0].text == "Réponse notée"
+    assert ines.messages[0].edited is True
+    assert ines.messages[0].buttons == []
+
+
+async def test_editing_a_message_that_does_not_exist_is_refused(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await bot.edit_message_text("x", 1001, 4242)
+
+
+async def test_pressing_a_button_yields_a_callback_query_that_can_be_answered_once(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Lycée", callback_data="level:lycee")]])
+    sent = await bot.send_message(1001, "Niveau ?", reply_markup=keyboard)
+    update_id = ines.press("Lycée")
+    updates = await bot.get_updates(timeout=1)
+    query = updates[-1].callback_query
+    assert updates[-1].update_id == update_id
+    assert query is not None
+    assert query.data == "level:lycee"
+    assert query.from_user.id == 1001
+    assert query.message is not None
+    assert query.message.message_id == sent.message_id
+    assert await query.answer("C'est noté", show_alert=True) is True
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+        await query.answer("encore")
+    toast = await ines.next_toast()
+    assert (toast.text, toast.show_alert) == ("C'est noté", True)
+    assert len(ines.toasts) == 1
+
+
+async def test_pressing_a_missing_button_fails_and_lists_the_buttons(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Collège", callback_data="c")]])
+    await bot.send_message(1001, "Niveau ?", reply_markup=keyboard)
+    with pytest.raises(AssertionError, match="Collège"):
+        ines.press("Lycée")
+
+
+async def test_request_contact_button_of_reply_keyboard_shares_the_users_own_contact(
+    bot: telegram.Bot, emu: BotApiEmulator
+) -> None:
+    user = emu.user(1002, "Yanis", phone_number="+33612345678")
+    user.send_text("bonjour")
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton("Partager mon numéro", request_contact=True)]], one_time_keyboard=True
+    )
+    sent = await bot.send_message(1002, "Ton numéro ?", reply_markup=keyboard)
+    assert sent.reply_markup is None  # Telegram only echoes inline keyboards
+    assert user.reply_keyboard is not None
+    user.press("Partager mon numéro")
+    updates = await bot.get_updates(timeout=1)
+    contact = updates[-1].message.contact if updates[-1].message else None
+    assert contact is not None
+    assert (contact.phone_number, contact.user_id) == ("+33612345678", 1002)
+    await bot.send_message(1002, "Merci", reply_markup=ReplyKeyboardRemove())
+    assert user.reply_keyboard is None
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after:DeprecationWarning")
+async def test_429_fault_raises_retry_after_then_the_call_succeeds(
+    bot: telegram.Bot, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    emu.faults.add(method="sendMessage", status=429, retry_after=3, times=1)
+    with pytest.raises(RetryAfter) as info:
+        await bot.send_message(1001, "bonjour")
+    assert seconds(info.value.retry_after) == 3
+    assert ines.messages == []
+    await bot.send_message(1001, "bonjour")
+    assert [m.text for m in ines.messages] == ["bonjour"]
+    assert [r.status for r in emu.calls("sendMessage", chat_id=1001)] == [429, 200]
+
+
+async def test_5xx_faults_raise_network_errors(
+    bot: telegram.Bot, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    emu.faults.add(method="sendMessage", status=500)
+    emu.faults.add(method="sendMessage", status=502)
+    with pytest.raises(NetworkError, match="Internal Server Error"):
+        await bot.send_message(1001, "a")
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.send_message(1001, "b")
+    assert ines.messages == []
+
+
+async def test_fault_after_processing_delivers_the_message_but_loses_the_answer(
+    bot: telegram.Bot, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    emu.faults.add(method="sendMessage", status=500, after_processing=True)
+    with pytest.raises(NetworkError):
+        await bot.send_message(1001, "envoyé quand même")
+    assert [m.text for m in ines.messages] == ["envoyé quand même"]
+
+
+async def test_delay_fault_slows_the_answer(
+    bot: telegram.Bot, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    emu.faults.add(method="sendChatAction", delay=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await bot.send_chat_action(1001, "typing")
+    assert loop.time() - started >= 0.3
+    assert ines.chat_action == "typing"
+
+
+async def test_get_updates_long_polls_until_an_update_arrives_and_offset_confirms(
+    bot: telegram.Bot, emu: BotApiEmulator
+) -> None:
+    user = emu.user(1003, "Léa")
+
+    async def write_later() -> int:
+        await asyncio.sleep(0.2)
+        return user.send_text("coucou")
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    writer = asyncio.create_task(write_later())
+    updates = await bot.get_updates(timeout=5)
+    elapsed = loop.time() - started
+    update_id = await writer
+    assert [u.update_id for u in updates] == [update_id]
+    assert updates[0].message is not None
+    assert updates[0].message.text == "coucou"
+    assert 0.15 <= elapsed < 4
+    # Not confirmed yet: delivered again.
+    assert [u.update_id for u in await bot.get_updates(timeout=0)] == [update_id]
+    assert await bot.get_updates(offset=update_id + 1, timeout=0) == ()
+    assert emu.pending_updates == []
+
+
+async def test_get_updates_with_timeout_returns_empty_when_nothing_happens(
+    bot: telegram.Bot,
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await bot.get_updates(timeout=1) == ()
+    assert loop.time() - started >= 0.9
+
+
+async def test_allowed_updates_filters_out_other_update_types(
+    bot: telegram.Bot, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    await bot.send_message(
+        1001,
+        "?",
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("A", callback_data="a")]]),
+    )
+    ines.press("A")
+    updates = await bot.get_updates(timeout=0, allowed_updates=["callback_query"])
+    assert [u.callback_query is not None for u in updates] == [True]
+
+
+async def test_redeliver_sends_the_same_update_id_again_after_confirmation(
+    bot: telegram.Bot, emu: BotApiEmulator
+) -> None:
+    user = emu.user(1004, "Noah")
+    update_id = user.send_text("une fois")
+    first = await bot.get_updates(timeout=0)
+    assert await bot.get_updates(offset=update_id + 1, timeout=0) == ()
+    emu.redeliver(update_id)
+    again = await bot.get_updates(offset=update_id + 1, timeout=1)
+    assert [u.update_id for u in first] == [update_id]
+    assert [u.update_id for u in again] == [update_id]
+    assert again[0].message is not None
+    assert again[0].message.text == "une fois"
+
+
+async def test_a_second_poller_terminates_the_first_with_conflict(
+    bot: telegram.Bot, emu: BotApiEmulator
+) -> None:
+    first = asyncio.create_task(bot.get_updates(timeout=5))
+    await emu.wait_for_call("getUpdates")
+    # A second instance of the bot (PTB allows one getUpdates at a time per Bot object).
+    async with telegram.Bot(token=TOKEN, base_url=emu.base_url) as other_instance:
+        second = asyncio.create_task(other_instance.get_updates(timeout=5))
+        with pytest.raises(Conflict, match="terminated by other getUpdates request"):
+            await first
+        emu.user(1005, "Sami").send_text("salut")
+        assert len(await second) == 1
+
+
+async def test_blocked_user_and_user_who_never_started_answer_forbidden(
+    bot: telegram.Bot, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    ines.block()
+    with pytest.raises(Forbidden, match="bot was blocked by the user"):
+        await bot.send_message(1001, "tu es là ?")
+    stranger = emu.user(1006, "Jamais")
+    with pytest.raises(Forbidden, match="can't initiate conversation"):
+        await bot.send_message(stranger.id, "hello")
+    updates = await bot.get_updates(timeout=0)
+    member = updates[-1].my_chat_member
+    assert member is not None
+    assert member.new_chat_member.status == "kicked"
+    ines.unblock()
+    await bot.send_message(1001, "re")
+    assert [m.text for m in ines.messages] == ["re"]
+
+
+async def test_reply_parameters_must_point_to_an_existing_message(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)message to be replied not found"):
+        await bot.send_message(1001, "x", reply_to_message_id=999)
+    sent = await bot.send_message(1001, "réponse", reply_to_message_id=1)
+    assert sent.reply_to_message is not None
+    assert sent.reply_to_message.text == "/start"
+
+
+async def test_next_message_returns_each_bot_message_once_in_order_and_times_out_clearly(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    await bot.send_message(1001, "un")
+    await bot.send_message(1001, "deux")
+    assert (await ines.next_message()).text == "un"
+    assert (await ines.next_message()).text == "deux"
+    with pytest.raises(EmulatorTimeout, match=r"waiting for a new bot message[\s\S]*deux"):
+        await ines.next_message(timeout=0.2)
+
+
+async def test_wait_for_message_waits_for_a_message_sent_later(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    async def send_later() -> None:
+        await asyncio.sleep(0.1)
+        await bot.send_message(1001, "ignoré")
+        await bot.send_message(1001, "Bienvenue !")
+
+    task = asyncio.create_task(send_later())
+    message = await ines.wait_for_message(lambda m: "Bienvenue" in (m.text or ""), timeout=3)
+    await task
+    assert message.text == "Bienvenue !"
+
+
+async def test_commands_are_stored_per_scope_and_language(bot: telegram.Bot) -> None:
+    await bot.set_my_commands([("start", "Commencer")], language_code="fr")
+    await bot.set_my_commands([("start", "Start")])
+    fr = await bot.get_my_commands(language_code="fr")
+    default = await bot.get_my_commands()
+    assert [(c.command, c.description) for c in fr] == [("start", "Commencer")]
+    assert [(c.command, c.description) for c in default] == [("start", "Start")]
+    await bot.delete_my_commands(language_code="fr")
+    assert await bot.get_my_commands(language_code="fr") == ()
+
+
+async def test_webhook_info_and_delete_message_and_get_chat(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    assert (await bot.get_webhook_info()).url == ""
+    assert await bot.delete_webhook(drop_pending_updates=True) is True
+    sent = await bot.send_message(1001, "éphémère")
+    assert await bot.delete_message(1001, sent.message_id) is True
+    assert ines.messages == []
+    with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
+        await bot.delete_message(1001, sent.message_id)
+    chat = await bot.get_chat(1001)
+    assert (chat.id, chat.type, chat.first_name) == (1001, "private", "Inès")
+
+
+async def test_group_message_comes_from_the_user_in_a_supergroup(
+    bot: telegram.Bot, emu: BotApiEmulator
+) -> None:
+    user = emu.user(1007, "Maya")
+    user.send_text_in_group(-100123, "salut le groupe")
+    updates = await bot.get_updates(timeout=0)
+    message = updates[-1].message
+    assert message is not None
+    assert (
+        message.chat.id,
+        message.chat.type,
+        message.from_user.id if message.from_user else 0,
+    ) == (
+        -100123,
+        "supergroup",
+        1007,
+    )
+    await bot.send_message(-100123, "bienvenue")
+    assert [m.text for m in emu.chat_messages(-100123)] == ["salut le groupe", "bienvenue"]
+
+
+async def test_a_real_ptb_application_polls_answers_and_edits_through_the_emulator(
+    emu: BotApiEmulator,
+) -> None:
+    async def start(update: telegram.Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Lycée", callback_data="lycee")]])
+        payload = " ".join(context.args or [])
+        await update.effective_message.reply_html(
+            f"Bonjour <b>{update.effective_user.first_name if update.effective_user else ''}</b>"
+            f" ({payload})",
+            reply_markup=keyboard,
+        )
+
+    async def level(update: telegram.Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        await query.answer("Noté")
+        await query.edit_message_text(f"Niveau : {query.data}")
+
+    application = Application.builder().token(TOKEN).base_url(emu.base_url).build()
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CallbackQueryHandler(level))
+    user = emu.user(1010, "Inès")
+    async with application:
+        assert application.updater is not None
+        await application.updater.start_polling(timeout=1, drop_pending_updates=True)
+        await application.start()
+        user.send_command("start", payload="ecole_93")
+        greeting = await user.next_message()
+        user.press("Lycée")
+        edit = await user.next_edit()
+        toast = await user.next_toast()
+        await application.updater.stop()
+        await application.stop()
+    assert greeting.text == "Bonjour Inès (ecole_93)"
+    assert greeting.reply_to_message is None
+    assert edit.text == "Niveau : lycee"
+    assert edit.buttons == []
+    assert toast.text == "Noté"
+    assert emu.calls("deleteWebhook")
+
+
+# -- the sandbox JSON API ---------------------------------------------------------------------
+
+
+async def test_sandbox_api_lets_a_page_chat_press_and_long_poll_for_bot_messages(
+    emu: BotApiEmulator, http: aiohttp.ClientSession, bot: telegram.Bot
+) -> None:
+    root = emu.base_url.removesuffix("/bot") + "/sandbox/api/users"
+    async with http.post(root, json={"user_id": 2001, "first_name": "Zoé"}) as response:
+        assert (await response.json())["user"]["id"] == 2001
+    async with http.post(f"{root}/2001/command", json={"command": "start"}) as response:
+        update_id = (await response.json())["update_id"]
+    updates = await bot.get_updates(timeout=0)
+    assert updates[-1].update_id == update_id
+
+    async def reply_later() -> None:
+        await asyncio.sleep(0.1)
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Oui", callback_data="y")]])
+        await bot.send_message(2001, "<b>Prête ?</b>", parse_mode="HTML", reply_markup=keyboard)
+
+    async with http.get(f"{root}/2001/messages", params={"after": "0"}) as resp:
+        history = await resp.json()
+    assert [e["message"]["text"] for e in history["events"]] == ["/start"]
+    task = asyncio.create_task(reply_later())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with http.get(
+        f"{root}/2001/messages", params={"after": str(history["cursor"]), "timeout": "5"}
+    ) as resp:
+        page = await resp.json()
+    await task
+    assert loop.time() - started < 4  # answered when the bot wrote, not at the timeout
+    bot_events = [e for e in page["events"] if e["message"]["from_bot"]]
+    assert bot_events[0]["kind"] == "new"
+    assert bot_events[0]["message"]["html"] == "<b>Prête ?</b>"
+    assert bot_events[0]["message"]["reply_markup"]["inline_keyboard"][0][0]["text"] == "Oui"
+    async with http.post(f"{root}/2001/press", json={"text": "Oui"}) as response:
+        assert response.status == 200
+    async with http.post(f"{root}/2001/press", json={"text": "Non"}) as response:
+        assert response.status == 400
+        assert "no such button" in (await response.json())["error"]
+    async with http.get(
+        f"{root}/2001/messages", params={"after": str(page["cursor"]), "timeout": "0"}
+    ) as resp:
+        assert (await resp.json())["events"] == []
+
+
+# -- the parsers ------------------------------------------------------------------------------
+
+
+def test_html_parser_handles_pre_with_language_links_and_references() -> None:
+    parsed = parse_html(
+        '<pre><code class="language-python">x &lt; 1</code></pre> '
+        '<a href="https://example.org">lien</a> &#233;&#x1F600;'
+    )
+    assert parsed.text == "x < 1 lien é😀"
+    assert parsed.entities == [
+        {"type": "pre", "offset": 0, "length": 5, "language": "python"},
+        {"type": "text_link", "offset": 6, "length": 4, "url": "https://example.org"},
+    ]
+    assert render_html(parsed.text, parsed.entities) == (
+        '<pre><code class="language-python">x &lt; 1</code></pre> '
+        '<a href="https://example.org">lien</a> é😀'
+    )
+
+
+def test_html_parser_reports_mismatched_tags_with_byte_offsets() -> None:
+    with pytest.raises(ValueError, match=r'Unmatched end tag at byte offset 10, expected "</i>"'):
+        parse_html("<b><i>test</b></i>")
+    with pytest.raises(ValueError, match='Tag "span" must have class "tg-spoiler"'):
+        parse_html("<span>x</span>")
+
+
+def test_markdown_v2_parser_reports_the_innermost_unclosed_entity() -> None:
+    with pytest.raises(ValueError, match="Can't find end of Bold entity at byte offset 15"):
+        parse_markdown_v2("*bold _italic\\_*")
+    assert parse_markdown_v2("__souligné__ ||secret||").entities == [
+        {"type": "underline", "offset": 0, "length": 8},
+        {"type": "spoiler", "offset": 9, "length": 6},
+    ]
