@@ -182,4 +182,4 @@ class FunnelRepository:
                 FunnelEvent.flow, FunnelEvent.event
             )
         )
-        return {(flow, event): int(count) for flow, event, count in rows.tuples()}
+        return {(flow, event): int(count) for flow, event, count in rows}

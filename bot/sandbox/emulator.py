@@ -473,8 +473,8 @@ class EmulatedUser:
     async def wait_for_message(
         self,
         predicate: Callable[[ChatMessage], bool] | None = None,
-        *,
         timeout: float = 5.0,  # noqa: ASYNC109
+        *,
         include_edits: bool = False,
     ) -> ChatMessage:
         """Consumes bot messages after the cursor until one matches predicate; returns a
@@ -668,10 +668,6 @@ class BotApiEmulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
-
-    @property
-    def file_url(self) -> str:
-        return self.base_url.removesuffix("/bot") + "/file/bot"
 
     # -- user side -------------------------------------------------------------------------
 
