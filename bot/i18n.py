@@ -68,7 +68,8 @@ class Translator:
         if isinstance(value, Lines):
             return "\n".join(self.value(language, item, escape) for item in value.items)
         if isinstance(value, tuple):
-            return ", ".join(self.value(language, item, escape) for item in value)
+            # Labels may hold commas ("Orientation, choix d'études"): a middle dot keeps items apart.
+            return " · ".join(self.value(language, item, escape) for item in value)
         shown = str(value)
         return html.escape(shown, quote=False) if escape else shown
 

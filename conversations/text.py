@@ -27,7 +27,7 @@ class Text:
 
 @dataclass(frozen=True)
 class Lines:
-    """Texts shown one per line (a tuple param is shown as a comma-separated list)."""
+    """Texts shown one per line (a tuple param is shown inline, items separated by a middle dot)."""
 
     items: tuple[Text | str, ...]
 

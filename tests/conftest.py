@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -73,8 +73,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(fixture))
 
 
-@pytest.fixture
-def no_env_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("TELEGRAM_BOT_TOKEN", "DATABASE_URL", "TELEGRAM_API_BASE_URL", "WEBHOOK_URL"):
+@pytest.fixture(autouse=True)
+def no_env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never pick up a developer's real token or database from the environment or .env."""
+    for name in ("TELEGRAM_BOT_TOKEN", "DATABASE_URL", "TELEGRAM_API_BASE_URL", "ADMIN_TELEGRAM_IDS"):
         monkeypatch.delenv(name, raising=False)
-    yield

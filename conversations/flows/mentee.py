@@ -275,7 +275,7 @@ MENTEE = Flow(
             title=_("Ton accord"),
             prompt=_(
                 "Dernière question : es-tu d'accord pour que tes réponses soient transmises à "
-                "<b>une seule</b> association du Collectif Mentorat, qui te contactera pour te "
+                "<u>une seule</u> association du Collectif Mentorat, qui te contactera pour te "
                 "proposer un·e mentor·e ?"
             ),
             hint=_("Tu pourras voir ou effacer tes données à tout moment avec /mydata et /delete."),

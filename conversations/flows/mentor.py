@@ -207,7 +207,7 @@ MENTOR = Flow(
             title=_("Votre accord"),
             prompt=_(
                 "Dernière question : acceptez-vous que vos réponses soient transmises à "
-                "<b>une seule</b> association du Collectif Mentorat, qui vous contactera ?"
+                "<u>une seule</u> association du Collectif Mentorat, qui vous contactera ?"
             ),
             hint=_(
                 "Vous pourrez voir ou effacer vos données à tout moment avec /mydata et /delete."

@@ -363,7 +363,7 @@ EVERYONE = [param.values[0] for param in PEOPLE]
 def test_every_candidate_comes_with_two_or_three_reasons(facts: ProfileFacts) -> None:
     for candidate in match(facts, sample(), NO_LOAD).ranked:
         assert 2 <= len(candidate.reasons) <= 3, candidate.association.slug
-        assert len(set(candidate.reasons)) == len(candidate.reasons)
+        assert len({text.msgid for text in candidate.reasons}) == len(candidate.reasons)
 
 
 def _words(text: Text) -> set[str]:
@@ -456,7 +456,7 @@ def test_a_finished_mentor_questionnaire_gives_facts_that_match() -> None:
 
 
 def test_a_mentor_age_bracket_becomes_an_age_range() -> None:
-    facts = mentor("60_plus", "2A004", "retiree", ("students",), "job")
+    facts = mentor("60_plus", "20000", "retiree", ("students",), "job")
 
     assert (facts.min_age, facts.max_age, facts.age_bracket) == (61, 120, "60_plus")
     assert facts.department == "2A"

@@ -1,0 +1,88 @@
+"""End-to-end fixtures: the real python-telegram-bot Application, over HTTP, against the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.sandbox.emulator import BotApiEmulator, EmulatedUser
+from bot.sandbox.models import ChatMessage
+from bot.settings import Settings
+
+TOKEN = "123456:TEST-token_for_end_to_end"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    async with BotApiEmulator() as emu:
+        yield emu
+
+
+def settings_for(emulator: BotApiEmulator, database_url: str) -> Settings:
+    return Settings(
+        telegram_bot_token=TOKEN,
+        telegram_api_base_url=emulator.base_url,
+        database_url=database_url,
+    )
+
+
+@pytest.fixture
+async def bot(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    application = build_application(settings_for(emulator, sqlite_url))
+    async with application:
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+        yield application
+        await application.updater.stop()
+        await application.stop()
+
+
+@dataclass
+class Chat:
+    """A person in front of the bot: says things, taps buttons, reads what comes back."""
+
+    user: EmulatedUser
+
+    async def says(self, text: str, expect: str | None = None) -> ChatMessage:
+        """Types `text`; returns the next bot message (containing `expect`, when given)."""
+        self.user.send_text(text)
+        return await self.reads(expect)
+
+    async def taps(self, label: str, expect: str | None = None) -> ChatMessage:
+        self.user.press(self.button(label))
+        return await self.reads(expect)
+
+    async def toggles(self, label: str) -> ChatMessage:
+        """A multi-choice toggle: the keyboard changes in place, no new message."""
+        self.user.press(self.button(label))
+        return await self.user.next_edit()
+
+    async def starts(self, payload: str | None = None, expect: str | None = None) -> ChatMessage:
+        self.user.send_command("start", payload)
+        return await self.reads(expect)
+
+    async def reads(self, expect: str | None = None) -> ChatMessage:
+        if expect is None:
+            return await self.user.next_message()
+        return await self.user.wait_for_message(lambda m: expect in (m.text or ""))
+
+    def button(self, label: str) -> str:
+        """The full label of the newest button containing `label` (marks like ⬜ vary)."""
+        for message in reversed(self.user.messages):
+            for button in message.buttons:
+                if label in button["text"]:
+                    return str(button["text"])
+        raise AssertionError(f"no button with {label!r}; last message: {self.user.last_message}")
+
+
+@pytest.fixture
+def person(emulator: BotApiEmulator) -> Callable[..., Chat]:
+    def make(user_id: int = 1001, first_name: str = "Inès", language_code: str = "fr") -> Chat:
+        return Chat(emulator.user(user_id, first_name, language_code=language_code))
+
+    return make
