@@ -88,8 +88,10 @@ def _url(schemes: frozenset[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _codes(allowed: frozenset[str]) -> AfterValidator:
+def _codes(allowed: frozenset[str], *, required: bool = False) -> AfterValidator:
     def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        if required and not values:
+            raise ValueError(f"list at least one of {', '.join(sorted(allowed))}")
         unknown = [value for value in values if value not in allowed]
         if unknown:
             listed = ", ".join(f'"{value}"' for value in unknown)
@@ -127,9 +129,9 @@ MenteeSituations = Annotated[tuple[str, ...], _codes(MENTEE_SITUATIONS)]
 MentorProfiles = Annotated[tuple[str, ...], _codes(MENTOR_SITUATIONS)]
 MentorGroups = Annotated[tuple[str, ...], _codes(MENTEE_GROUPS)]
 PriorityAreas = Annotated[tuple[str, ...], _codes(PRIORITY_AREAS)]
-Themes = Annotated[tuple[str, ...], Field(min_length=1), _codes(THEMES)]
-Roles = Annotated[tuple[str, ...], Field(min_length=1), _codes(ROLES)]
-Formats = Annotated[tuple[str, ...], Field(min_length=1), _codes(FORMATS)]
+Themes = Annotated[tuple[str, ...], _codes(THEMES, required=True)]
+Roles = Annotated[tuple[str, ...], _codes(ROLES, required=True)]
+Formats = Annotated[tuple[str, ...], _codes(FORMATS, required=True)]
 
 
 class _Model(BaseModel):
@@ -216,9 +218,16 @@ class AssociationEntry(_Model):
         return self
 
 
+def _some_associations(value: object) -> object:
+    # Checked on the raw list: pydantic's min_length counts only the entries that were valid.
+    if isinstance(value, list | tuple) and not value:
+        raise ValueError("list at least one association")
+    return value
+
+
 class Catalog(_Model):
     version: Literal[1] = 1
-    associations: Annotated[tuple[AssociationEntry, ...], Field(min_length=1)]
+    associations: Annotated[tuple[AssociationEntry, ...], BeforeValidator(_some_associations)]
 
     @model_validator(mode="after")
     def _unique_slugs(self) -> Self:

@@ -76,5 +76,10 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(autouse=True)
 def no_env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never pick up a developer's real token or database from the environment or .env."""
-    for name in ("TELEGRAM_BOT_TOKEN", "DATABASE_URL", "TELEGRAM_API_BASE_URL", "ADMIN_TELEGRAM_IDS"):
+    for name in (
+        "TELEGRAM_BOT_TOKEN",
+        "DATABASE_URL",
+        "TELEGRAM_API_BASE_URL",
+        "ADMIN_TELEGRAM_IDS",
+    ):
         monkeypatch.delenv(name, raising=False)

@@ -59,8 +59,10 @@ class Chat:
 
     async def toggles(self, label: str) -> ChatMessage:
         """A multi-choice toggle: the keyboard changes in place, no new message."""
-        self.user.press(self.button(label))
-        return await self.user.next_edit()
+        full_label = self.button(label)
+        message = next(m for m in reversed(self.user.messages) if full_label in m.button_texts)
+        self.user.press(full_label, message_id=message.message_id)
+        return await self.user.next_edit(message_id=message.message_id)
 
     async def starts(self, payload: str | None = None, expect: str | None = None) -> ChatMessage:
         self.user.send_command("start", payload)

@@ -67,7 +67,9 @@ async def sign_up_as_17_year_old_in_saint_denis(chat: Chat) -> None:
 
 
 async def test_a_17_year_old_in_saint_denis_signs_up_in_french(
-    bot: Application, person: Callable[..., Chat], sqlite_url: str  # type: ignore[type-arg]
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
     chat = person(1001, "Inès")
     chat.user.phone_number = "+33612345678"
@@ -85,10 +87,311 @@ async def test_a_17_year_old_in_saint_denis_signs_up_in_french(
     assert [c.kind for c in await stored_consents(sqlite_url)] == ["contact"]
 
 
-async def test_dump_for_review(bot, person, sqlite_url):  # type: ignore[no-untyped-def]
-    chat = person(1001, "Inès")
+async def sign_up_as_45_year_old_mentor_in_lyon(chat: Chat, english: bool = False) -> None:
+    t = (lambda fr, en: en) if english else (lambda fr, en: fr)
+    await chat.starts()
+    await chat.taps(t("Je veux devenir mentor·e", "I want to become a mentor"), expect="1/")
+    await chat.says("Karim", expect="2/")
+    await chat.taps(t("41 à 60 ans", "41 to 60"), expect="3/")
+    situation = await chat.says("69003", expect="4/")
+    assert t("Retraité·e", "Retired") in situation.button_texts
+    assert t("Lycéen·ne", "High-school student") not in situation.button_texts
+    await chat.taps(t("Salarié·e du privé", "Private-sector employee"), expect="5/")
+    await chat.says("Banque Populaire", expect="6/")
+    await chat.toggles(t("Des lycéen·nes", "High-school students"))
+    await chat.taps(t("Valider", "Done"), expect="7/")
+    await chat.toggles(t("Orientation", "Orientation"))
+    await chat.toggles(t("Trouver un emploi", "Finding a job"))
+    await chat.taps(t("Valider", "Done"), expect="8/")
+    await chat.taps(t("2 h par mois", "2 hours a month"), expect="9/")
+    await chat.taps(t("Oui", "Yes"), expect="10/")
+    await chat.taps(t("À distance", "Remotely"), expect="11/")
+    await chat.taps(t("Par e-mail", "By e-mail"), expect="12/")
+    await chat.says("karim.b@example.org", expect="13/")
+    await chat.taps(t("Oui, j'accepte", "Yes, I agree"), expect=t("Vos réponses", "Your answers"))
+
+
+async def test_a_45_year_old_employee_in_lyon_signs_up_as_a_mentor(
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(2002, "Karim")
+    await sign_up_as_45_year_old_mentor_in_lyon(chat)
+    thanks = await chat.taps("C'est bon", expect="Merci Karim")
+    assert "vous" in (thanks.text or "")
+    [profile] = await stored_profiles(sqlite_url)
+    assert profile.role == "mentor"
+    assert profile.department == "69"
+    assert profile.answers["situation"] == "private_employee"
+    assert profile.answers["employer"] == "Banque Populaire"
+    assert profile.answers["themes"] == ["orientation", "job"]
+    assert profile.answers["email"] == "karim.b@example.org"
+
+
+async def test_a_mentor_signs_up_in_english(
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(2003, "Karen", language_code="en")
+    await sign_up_as_45_year_old_mentor_in_lyon(chat, english=True)
+    summary = chat.user.last_message
+    assert summary is not None
+    assert "First name" in (summary.text or "")
+    thanks = await chat.taps("Looks good", expect="Thank you Karim")
+    assert "will contact you" in (thanks.text or "")
+    [profile] = await stored_profiles(sqlite_url)
+    assert profile.language == "en"
+
+
+async def test_garbage_at_every_question_is_asked_again_until_the_answer_is_valid(
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(3003, "Léa")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    assert "lettres" in (await chat.says("1234", expect="1/")).text  # type: ignore[operator]
+    await chat.says("Léa", expect="2/")
+    assert "chiffres" in (await chat.says("beaucoup", expect="2/")).text  # type: ignore[operator]
+    await chat.says("17", expect="3/")
+    assert "5 chiffres" in (await chat.says("abc", expect="3/")).text  # type: ignore[operator]
+    await chat.says("93200", expect="4/")
+    assert "boutons" in (await chat.says("xyz", expect="4/")).text  # type: ignore[operator]
+    assert "boutons" in (await chat.says("lycée", expect="4/")).text  # type: ignore[operator]
+    await chat.says("lycée pro", expect="5/")
+    assert "boutons" in (await chat.says("blabla", expect="5/")).text  # type: ignore[operator]
+    assert "au moins une" in (await chat.taps("Valider", expect="5/")).text  # type: ignore[operator]
+    await chat.toggles("Confiance en soi")
+    await chat.taps("Valider", expect="6/")
+    await chat.says("???", expect="6/")
+    await chat.says("2", expect="7/")
+    await chat.says("hmm", expect="7/")
+    await chat.taps("Passer", expect="8/")
+    chat.user.send_sticker()
+    assert "texte" in (await chat.reads(expect="8/")).text  # type: ignore[operator]
+    await chat.says("e-mail", expect="9/")
+    assert "e-mail" in (await chat.says("pas-un-email", expect="9/")).text  # type: ignore[operator]
+    await chat.says("lea@example.fr", expect="10/")
+    await chat.says("peut-être", expect="10/")
+    await chat.says("oui", expect="Tes réponses")
+    await chat.taps("C'est bon", expect="Merci Léa")
+    [profile] = await stored_profiles(sqlite_url)
+    assert profile.answers == {
+        "first_name": "Léa",
+        "age": 17,
+        "postal_code": "93200",
+        "situation": "vocational_high_school",
+        "needs": ["confidence"],
+        "format": "remote",
+        "area": None,
+        "contact_method": "email",
+        "email": "lea@example.fr",
+        "consent": True,
+    }
+
+
+async def test_two_answers_edited_from_the_summary_are_the_ones_stored(
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(4004, "Inès")
+    chat.user.phone_number = "+33612345678"
+    await sign_up_as_17_year_old_in_saint_denis(chat)
+    await chat.taps("✏️ Âge", expect="Quel âge")
+    summary = await chat.says("16", expect="Tes réponses")
+    assert "16" in (summary.text or "")
+    await chat.taps("✏️ Code postal", expect="code postal")
+    summary = await chat.says("75011", expect="Tes réponses")
+    assert "75011" in (summary.text or "")
+    await chat.taps("C'est bon", expect="Merci")
+    [profile] = await stored_profiles(sqlite_url)
+    assert profile.answers["age"] == 16
+    assert profile.answers["postal_code"] == "75011"
+    assert profile.department == "75"
+
+
+async def test_back_returns_to_the_previous_question(
+    bot: Application, person: Callable[..., Chat]
+) -> None:
+    chat = person(5005, "Noé")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Noé", expect="2/")
+    again = await chat.taps("Retour", expect="1/")
+    assert "prénom" in (again.text or "")
+    await chat.says("Noé", expect="2/")
+
+
+async def test_a_31_year_old_is_told_kindly_and_offered_the_mentor_flow(
+    bot: Application, person: Callable[..., Chat]
+) -> None:
+    chat = person(6006, "Sam")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Sam", expect="2/")
+    ending = await chat.says("31", expect="30 ans")
+    assert "Devenir mentor·e" in ending.button_texts
+    await chat.taps("Devenir mentor·e", expect="votre prénom")
+
+
+async def test_a_sticker_at_a_text_question_is_asked_again_kindly(
+    bot: Application, person: Callable[..., Chat]
+) -> None:
+    chat = person(7007, "Nina")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    for send in (chat.user.send_sticker, chat.user.send_photo, chat.user.send_voice):
+        send()
+        again = await chat.reads(expect="1/")
+        assert "que du texte" in (again.text or "")
+    chat.user.send_location(48.85, 2.35)
+    assert "que du texte" in ((await chat.reads(expect="1/")).text or "")
+
+
+async def test_a_message_in_a_group_gets_a_one_line_invitation_to_write_in_private(
+    bot: Application, emulator: BotApiEmulator
+) -> None:
+    user = emulator.user(8008, "Alex")
+    user.send_text_in_group(-100123, "/start")
+    reply = await emulator.wait_for_call("sendMessage", chat_id=-100123)
+    assert "message privé" in str(reply.params["text"])
+    assert "\n" not in str(reply.params["text"])
+
+
+async def test_multi_choice_toggles_edit_the_keyboard_instead_of_sending_messages(
+    bot: Application, person: Callable[..., Chat], emulator: BotApiEmulator
+) -> None:
+    chat = person(9009, "Yanis")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Yanis", expect="2/")
+    await chat.says("17", expect="3/")
+    await chat.says("93200", expect="4/")
+    await chat.taps("Lycée professionnel", expect="5/")
+    sent_before = len(emulator.calls("sendMessage"))
+    edited = await chat.toggles("Confiance en soi")
+    assert "☑️ Confiance en soi" in edited.button_texts
+    edited = await chat.toggles("Confiance en soi")
+    assert "⬜ Confiance en soi" in edited.button_texts
+    assert len(emulator.calls("sendMessage")) == sent_before
+
+
+async def test_the_same_update_delivered_twice_advances_the_conversation_once(
+    bot: Application, person: Callable[..., Chat], emulator: BotApiEmulator
+) -> None:
+    chat = person(1111, "Inès")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    update_id = chat.user.send_text("Inès")
+    await chat.reads(expect="2/")
+    emulator.redeliver(update_id)
+    # In-order processing per chat: once "17" is answered, the redelivery was handled before it.
+    await chat.says("17", expect="3/")
+    questions = [m.text or "" for m in chat.user.messages if "Question" in (m.text or "")]
+    assert [q.split("\n")[0] for q in questions] == ["Question 1/9", "Question 2/9", "Question 3/9"]
+
+
+async def test_a_double_tap_on_one_button_answers_once(
+    bot: Application, person: Callable[..., Chat], emulator: BotApiEmulator
+) -> None:
+    chat = person(1212, "Inès")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Inès", expect="2/")
+    await chat.says("17", expect="3/")
+    await chat.says("93200", expect="4/")
+    label = chat.button("Lycée professionnel")
+    question = chat.user.last_message
+    assert question is not None
+    chat.user.press(label, message_id=question.message_id)
+    chat.user.press(label, message_id=question.message_id)
+    await chat.reads(expect="5/")
+    toasts = []
+    while len(toasts) < 2:
+        toast = await chat.user.next_toast()
+        if toast.message_id == question.message_id:
+            toasts.append(toast)
+    assert [t.text for t in toasts] == [None, "Cette question a déjà une réponse 🙂"]
+    await chat.toggles("Orientation")
+    fives = [m for m in chat.user.messages if "Question 5/" in (m.text or "")]
+    assert len(fives) == 1
+
+
+async def test_a_start_payload_is_kept_only_when_telegram_would_allow_it(
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(1313, "Inès")
+    await chat.starts("bad payload!")
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    row = await active_conversation(sqlite_url)
+    assert row is not None
+    assert row.source is None
+
+
+async def test_cancel_stops_and_start_offers_a_new_questionnaire(
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(1414, "Inès")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Inès", expect="2/")
+    chat.user.send_command("cancel")
+    assert "arrêté" in ((await chat.reads(expect="arrêté")).text or "")
+    assert await active_conversation(sqlite_url) is None
+    welcome = await chat.starts(expect="Qui êtes-vous")
+    assert "Je veux devenir mentor·e" in welcome.button_texts
+
+
+async def test_restart_begins_the_same_questionnaire_again(
+    bot: Application, person: Callable[..., Chat]
+) -> None:
+    chat = person(1515, "Inès")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Inès", expect="2/")
+    chat.user.send_command("restart")
+    first = await chat.reads(expect="Question 1/")
+    assert "prénom" in (first.text or "")
+
+
+async def test_a_person_sees_their_data_then_erases_it(
+    bot: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(1616, "Inès")
     chat.user.phone_number = "+33612345678"
     await sign_up_as_17_year_old_in_saint_denis(chat)
     await chat.taps("C'est bon", expect="Merci")
-    for m in chat.user.history:
-        print("----", "BOT" if m.from_bot else "USER", m.html_source or m.text, m.button_texts if m.from_bot else "", m.keyboard_markup or "")
+    chat.user.send_command("mydata")
+    data = await chat.reads(expect="Vos données")
+    assert "+33612345678" in (data.text or "")
+    assert "Inès" in (data.text or "")
+    chat.user.send_command("delete")
+    await chat.reads(expect="effacer")
+    await chat.taps("Oui, tout effacer", expect="effacées")
+    assert await stored_profiles(sqlite_url) == []
+    chat.user.send_command("mydata")
+    assert "aucune donnée" in ((await chat.reads()).text or "")
+
+
+async def test_english_follows_telegram_language_then_the_language_command(
+    bot: Application, person: Callable[..., Chat]
+) -> None:
+    chat = person(1717, "Emma", language_code="en")
+    welcome = await chat.starts()
+    assert "I want to become a mentor" in welcome.button_texts
+    chat.user.send_command("language")
+    await chat.reads()
+    switched = await chat.taps("Français")
+    assert "français" in (switched.text or "")
+    welcome = await chat.starts()
+    assert "Je veux devenir mentor·e" in welcome.button_texts

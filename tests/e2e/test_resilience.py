@@ -1,0 +1,109 @@
+"""Faults lose nothing and send nothing twice: a hard kill, Telegram 5xx and 429, a missing token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from telegram.ext import Application
+
+from bot.sandbox.emulator import BotApiEmulator
+from tests.e2e.conftest import TOKEN, Chat
+from tests.e2e.test_questionnaire import active_conversation
+
+
+async def start_bot_process(
+    emulator: BotApiEmulator, database_url: str, cwd: Path
+) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": emulator.base_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=(cwd / "bot.log").open("ab"),
+    )
+
+
+async def test_a_hard_kill_mid_questionnaire_resumes_at_the_same_question(
+    emulator: BotApiEmulator, person: Callable[..., Chat], sqlite_url: str, tmp_path: Path
+) -> None:
+    process = await start_bot_process(emulator, sqlite_url, tmp_path)
+    try:
+        chat = person(2121, "Inès")
+        await chat.starts()
+        await chat.taps("Je cherche un·e mentor·e", expect="1/")
+        await chat.says("Inès", expect="2/")
+        await chat.says("17", expect="3/")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+    process = await start_bot_process(emulator, sqlite_url, tmp_path)
+    try:
+        question = await chat.says("93200", expect="Question")
+        assert "Question 4/" in (question.text or "")
+        assert "Où en es-tu" in (question.text or "")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    row = await active_conversation(sqlite_url)
+    assert row is not None
+    assert row.answers == {"first_name": "Inès", "age": 17, "postal_code": "93200"}
+    # Each question was sent exactly once, restart included.
+    threes = [m for m in chat.user.messages if "Question 3/" in (m.text or "")]
+    assert len(threes) == 1
+
+
+async def test_telegram_500_then_429_on_a_reply_still_delivers_it_exactly_once(
+    bot: Application,
+    person: Callable[..., Chat],
+    emulator: BotApiEmulator,  # type: ignore[type-arg]
+) -> None:
+    chat = person(2222, "Inès")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    emulator.faults.add(method="sendMessage", status=500, chat_id=chat.user.id)
+    emulator.faults.add(method="sendMessage", status=429, retry_after=1, chat_id=chat.user.id)
+    chat.user.send_text("Inès")
+    question = await chat.reads(expect="2/")
+    assert "âge" in (question.text or "")
+    failed = [r for r in emulator.calls("sendMessage") if r.status in (429, 500)]
+    assert [r.status for r in failed] == [500, 429]
+    twos = [m for m in chat.user.messages if "Question 2/" in (m.text or "")]
+    assert len(twos) == 1
+
+
+async def test_without_a_token_the_bot_explains_in_one_line_and_exits_non_zero(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode != 0
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1
+    assert "TELEGRAM_BOT_TOKEN" in lines[0]
