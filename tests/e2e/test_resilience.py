@@ -102,7 +102,7 @@ async def test_without_a_token_the_bot_explains_in_one_line_and_exits_non_zero(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    _stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode != 0
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1
