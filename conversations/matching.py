@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import pairwise
+from itertools import combinations, pairwise
 from typing import Literal, TypeAlias
 
 from conversations.flows.mentee import MAX_AGE, MENTEE, MIN_AGE
@@ -131,9 +131,10 @@ class ProfileFacts:
 
     @property
     def accepted_formats(self) -> frozenset[str]:
-        if self.format in FORMATS:
-            return frozenset({self.format})
-        return FORMATS
+        return _ACCEPTED_FORMATS.get(self.format, FORMATS)
+
+
+_ACCEPTED_FORMATS = {code: frozenset({code}) for code in FORMATS}
 
 
 def facts_from_answers(flow_name: str, answers: Answers) -> ProfileFacts:
@@ -288,6 +289,30 @@ def _listed(
     return tuple(labels.get(code, code) for code in sorted(codes, key=lambda c: order.get(c, 99)))
 
 
+def _by_subset(
+    choices: tuple[Choice, ...], template: Text, param: str
+) -> dict[frozenset[str], Text]:
+    """The template filled with every subset of the choices, in the flow's order.
+
+    There are 255 subsets of the eight themes: filling them once keeps formatting out of the loop
+    over candidates, which is where matching spends its time.
+    """
+    table = {}
+    for size in range(1, len(choices) + 1):
+        for subset in combinations(choices, size):
+            labels = tuple(choice.label for choice in subset)
+            table[frozenset(choice.value for choice in subset)] = template.fmt(**{param: labels})
+    return table
+
+
+_GROUPS_REASON = _("Ses mentors accompagnent le public que vous avez choisi : %(groups)s.")
+_THEME_REASONS = {
+    "mentee": _by_subset(THEME_CHOICES, _MENTEE_WORDING.themes, "themes"),
+    "mentor": _by_subset(THEME_CHOICES, _MENTOR_WORDING.themes, "themes"),
+}
+_GROUP_REASONS = _by_subset(MENTEE_GROUP_CHOICES, _GROUPS_REASON, "groups")
+
+
 # --- the index ----------------------------------------------------------------------------------
 
 
@@ -388,26 +413,29 @@ class AssociationIndex:
     def match(self, facts: ProfileFacts, loads: Mapping[str, AssociationLoad]) -> MatchResult:
         eligible = self.eligible(facts)
         open_now = eligible & self._active
-        wording = _MENTEE_WORDING if facts.role == "mentee" else _MENTOR_WORDING
-        local_reason = (
-            wording.local.fmt(department=facts.department) if facts.department else _REACH_NATIONAL
-        )
-        scored: list[tuple[float, str, Candidate]] = []
+        asked = _Asked.of(facts)
+        prepared_all = self._prepared
+        scored: list[tuple[float, Candidate]] = []
         while open_now:
             low_bit = open_now & -open_now
             open_now ^= low_bit
-            prepared = self._prepared[low_bit.bit_length() - 1]
+            prepared = prepared_all[low_bit.bit_length() - 1]
             association = prepared.association
             load = loads.get(association.slug, _NO_LOAD)
             if load.handed_off_this_week >= association.weekly_capacity:
                 continue
-            candidate = _candidate(facts, prepared, load, wording, local_reason)
-            scored.append((-candidate.score, association.slug, candidate))
+            candidate = _candidate(asked, prepared, load)
+            scored.append((-candidate.score, candidate))
         if scored:
-            scored.sort(key=lambda entry: (entry[0], entry[1]))
-            return MatchResult(ranked=tuple(entry[2] for entry in scored))
-        blocked = tuple(self._prepared[i].association.name for i in _bits(eligible))
+            # Bits are visited in slug order and the sort is stable: equal scores stay by slug.
+            scored.sort(key=_first)
+            return MatchResult(ranked=tuple(entry[1] for entry in scored))
+        blocked = tuple(prepared_all[i].association.name for i in _bits(eligible))
         return MatchResult(ranked=(), gap=_gap(facts, blocked))
+
+
+def _first(entry: tuple[float, Candidate]) -> float:
+    return entry[0]
 
 
 def _mark(table: dict[str, int], codes: Iterable[str], bit: int) -> None:
@@ -436,68 +464,108 @@ def _prepare(association: Association) -> _Prepared:
     )
 
 
-def _candidate(
-    facts: ProfileFacts,
-    prepared: _Prepared,
-    load: AssociationLoad,
-    wording: _Wording,
-    local_reason: Text,
-) -> Candidate:
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What one profile looks for, worked out once and then read for every candidate."""
+
+    is_mentee: bool
+    themes: frozenset[str]
+    department: str | None
+    preference: str
+    accepted: frozenset[str]
+    area: str | None
+    area_reason: Text | None
+    mentee_groups: frozenset[str]
+    wording: _Wording
+    theme_reasons: Mapping[frozenset[str], Text]
+    local_reason: Text
+    situation_reason: Text | None
+
+    @classmethod
+    def of(cls, facts: ProfileFacts) -> _Asked:
+        is_mentee = facts.role == "mentee"
+        wording = _MENTEE_WORDING if is_mentee else _MENTOR_WORDING
+        situation_reason = None
+        if not is_mentee and facts.situation is not None:
+            situation_reason = _(
+                "Elle recherche des mentors dans votre situation (%(situation)s)."
+            ).fmt(situation=_MENTOR_SITUATION_LABELS.get(facts.situation, facts.situation))
+        return cls(
+            is_mentee=is_mentee,
+            themes=facts.themes,
+            department=facts.department,
+            preference=facts.format,
+            accepted=facts.accepted_formats,
+            area=facts.area,
+            area_reason=_AREA_REASONS.get(facts.area) if facts.area else None,
+            mentee_groups=facts.mentee_groups,
+            wording=wording,
+            theme_reasons=_THEME_REASONS[facts.role],
+            local_reason=(
+                wording.local.fmt(department=facts.department)
+                if facts.department
+                else _REACH_NATIONAL
+            ),
+            situation_reason=situation_reason,
+        )
+
+
+def _candidate(asked: _Asked, prepared: _Prepared, load: AssociationLoad) -> Candidate:
     association = prepared.association
     reasons: list[Text] = []
     score = 0.0
-    common = facts.themes & association.themes
+    common = asked.themes & association.themes
     if common:
         score += THEME_POINTS * len(common)
-        reasons.append(wording.themes.fmt(themes=_listed(common, _THEME_LABELS, _THEME_ORDER)))
+        reason = asked.theme_reasons.get(common)
+        if reason is None:
+            reason = asked.wording.themes.fmt(themes=_listed(common, _THEME_LABELS, _THEME_ORDER))
+        reasons.append(reason)
 
-    if facts.department is not None and facts.department in association.departments:
+    if asked.department is not None and asked.department in association.departments:
         score += LOCAL_POINTS
         usual = association.formats[0]
-        reasons.append(local_reason)
-    elif association.national and not facts.accepted_formats.isdisjoint(association.formats):
+        reasons.append(asked.local_reason)
+    elif association.national and not asked.accepted.isdisjoint(association.formats):
         score += NATIONAL_POINTS
         usual = association.formats[0]
         reasons.append(_REACH_NATIONAL)
     else:
         # Reached only because the person accepts remote mentoring: the pair meets remotely.
         usual = "remote"
-        reasons.append(wording.remote)
+        reasons.append(asked.wording.remote)
 
-    if facts.format == usual:
+    if asked.preference == usual:
         score += FORMAT_POINTS
         if len(reasons) < 2:
-            reasons.append(wording.usual_format[usual])
+            reasons.append(asked.wording.usual_format[usual])
 
-    area_reason = _AREA_REASONS.get(facts.area or "")
-    if area_reason is not None and facts.area in association.priority_areas:
+    if asked.area_reason is not None and asked.area in association.priority_areas:
         score += AREA_POINTS
-        reasons.append(area_reason)
-    elif facts.role == "mentee":
+        reasons.append(asked.area_reason)
+    elif asked.is_mentee:
         reasons.append(prepared.age_reason)
     else:
-        common_groups = facts.mentee_groups & association.mentor_groups
+        common_groups = asked.mentee_groups & association.mentor_groups
         if common_groups:
-            reasons.append(
-                _("Ses mentors accompagnent le public que vous avez choisi : %(groups)s.").fmt(
+            reason = _GROUP_REASONS.get(common_groups)
+            if reason is None:
+                reason = _GROUPS_REASON.fmt(
                     groups=_listed(common_groups, _GROUP_LABELS, _GROUP_ORDER)
                 )
-            )
-        elif facts.situation is not None:
-            reasons.append(
-                _("Elle recherche des mentors dans votre situation (%(situation)s).").fmt(
-                    situation=_MENTOR_SITUATION_LABELS.get(facts.situation, facts.situation)
-                )
-            )
+            reasons.append(reason)
+        elif asked.situation_reason is not None:
+            reasons.append(asked.situation_reason)
 
-    score -= min(WAITING_PENALTY * max(load.waiting, 0), WAITING_PENALTY_CAP)
+    if load.waiting > 0:
+        score -= min(WAITING_PENALTY * load.waiting, WAITING_PENALTY_CAP)
     if load.median_response_hours is not None:
         promised = max(association.response_days, 1) * 24.0
         late = min(max(load.median_response_hours, 0.0), 2 * promised)
         # +3 for an instant answer, 0 on the promised delay, -3 at twice the promise or later.
         score += SPEED_POINTS * (1.0 - late / promised)
 
-    notes = prepared.mentee_notes if facts.role == "mentee" else prepared.mentor_notes
+    notes = prepared.mentee_notes if asked.is_mentee else prepared.mentor_notes
     return Candidate(association, round(score, 3), tuple(reasons[:3]), notes)
 
 
