@@ -220,7 +220,7 @@ def _done(flow: Flow, state: ConversationState, step: Step) -> Outcome:
 def _back(flow: Flow, state: ConversationState, step: Step) -> Outcome:
     # Back from an edit returns to the summary, unless the edit opened questions still unanswered
     # (an age changed to 13 now needs a parent's consent): then it is an ordinary step back.
-    if state.editing and _first_missing(flow, state.answers, besides=step.key) is None:
+    if state.editing and _first_missing(flow, state.answers) is None:
         return _summary(flow, replace(state, step=SUMMARY, editing=False, draft=()))
     previous = _previous_step(flow, state.answers, step)
     if previous is None:
@@ -242,9 +242,9 @@ def _record(flow: Flow, state: ConversationState, step: Step, value: Answer) -> 
     return _next(flow, replace(state, answers=answers, draft=()), answers, echo)
 
 
-def _first_missing(flow: Flow, answers: Answers, besides: str | None = None) -> Step | None:
+def _first_missing(flow: Flow, answers: Answers) -> Step | None:
     for step in flow.steps:
-        if step.key != besides and step.key not in answers and step.ask_if(answers):
+        if step.key not in answers and step.ask_if(answers):
             return step
     return None
 

@@ -566,7 +566,7 @@ def _candidate(asked: _Asked, prepared: _Prepared, load: AssociationLoad) -> Can
         score += SPEED_POINTS * (1.0 - late / promised)
 
     notes = prepared.mentee_notes if asked.is_mentee else prepared.mentor_notes
-    return Candidate(association, round(score, 3), tuple(reasons[:3]), notes)
+    return Candidate(association, score, tuple(reasons), notes)
 
 
 def _gap(facts: ProfileFacts, blocked: tuple[str, ...]) -> Text:

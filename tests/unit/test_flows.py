@@ -300,6 +300,7 @@ AGE = FLOWS["mentee"].index("age")
 @example(
     start="mentee:summary", script=[("edit", AGE), ("text", "13"), ("back", 0), ("confirm", 0)]
 )
+@example(start="mentee:summary13", script=[("edit", AGE), ("text", "9"), ("back", 0)])
 def test_a_completed_conversation_has_every_required_answer(
     start: str, script: list[Action]
 ) -> None:

@@ -36,9 +36,9 @@ from conversations.matching import (
     match,
     week_window,
 )
-from conversations.model import Answer, Completed
+from conversations.model import Answer, Completed, ConfirmInput
 from conversations.text import Text
-from tests.unit.helpers import answer_until, drive, pick
+from tests.unit.helpers import answer_until, drive
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "bot" / "data" / "catalog.sample.yaml"
@@ -356,7 +356,14 @@ def test_someone_outside_the_departments_is_reached_only_if_both_accept_remote()
 
 # --- reasons, in the person's register ------------------------------------------------------------
 
-EVERYONE = [param.values[0] for param in PEOPLE]
+
+def profile_of(param: object) -> ProfileFacts:
+    facts = getattr(param, "values", (None,))[0]
+    assert isinstance(facts, ProfileFacts)
+    return facts
+
+
+EVERYONE = [profile_of(param) for param in PEOPLE]
 
 
 @pytest.mark.parametrize("facts", EVERYONE)
@@ -418,7 +425,7 @@ def test_every_text_matching_shows_is_extracted_by_babel() -> None:
         )
     }
     shown: set[str] = set()
-    for facts in [*EVERYONE, *(param.values[0] for param in NOBODY)]:
+    for facts in [*EVERYONE, *(profile_of(param) for param in NOBODY)]:
         result = match(facts, sample(), NO_LOAD)
         if result.gap is not None:
             shown.add(result.gap.msgid)
@@ -434,10 +441,10 @@ def test_every_text_matching_shows_is_extracted_by_babel() -> None:
 
 def test_a_finished_mentee_questionnaire_gives_facts_that_match() -> None:
     summary, _asked = answer_until("mentee")
-    completed = drive("mentee", pick("_summary", "confirm"), start=summary)
-    answers = completed.state.answers if isinstance(completed, Completed) else summary.state.answers
+    completed = drive("mentee", ConfirmInput(), start=summary)
+    assert isinstance(completed, Completed)
 
-    facts = facts_from_answers("mentee", answers)
+    facts = facts_from_answers("mentee", completed.state.answers)
 
     assert (facts.role, facts.min_age, facts.department) == ("mentee", 17, "93")
     assert facts.themes == {"orientation"}
@@ -446,8 +453,10 @@ def test_a_finished_mentee_questionnaire_gives_facts_that_match() -> None:
 
 def test_a_finished_mentor_questionnaire_gives_facts_that_match() -> None:
     summary, _asked = answer_until("mentor")
+    completed = drive("mentor", ConfirmInput(), start=summary)
+    assert isinstance(completed, Completed)
 
-    facts = facts_from_answers("mentor", summary.state.answers)
+    facts = facts_from_answers("mentor", completed.state.answers)
 
     assert (facts.min_age, facts.max_age, facts.department) == (26, 40, "69")
     assert facts.mentee_groups == {"high_schoolers"}
@@ -641,12 +650,11 @@ def test_matching_offers_exactly_the_associations_that_pass_every_hard_filter(
     for candidate in result.ranked:
         load = loads.get(candidate.association.slug, AssociationLoad())
         assert violations(facts, candidate.association, load) == []
-    fitting = {a.slug for a in catalogue if not violations(facts, a, loads.get(a.slug, NO_ONE))}
+    fitting = {
+        a.slug for a in catalogue if not violations(facts, a, loads.get(a.slug, AssociationLoad()))
+    }
     assert set(slugs(result)) == fitting
     assert (result.gap is None) == bool(fitting)
-
-
-NO_ONE = AssociationLoad()
 
 
 @settings(max_examples=120, deadline=None)
