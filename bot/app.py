@@ -10,6 +10,8 @@ from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
+from bot.catalog import import_sample_if_empty
+from bot.dispatcher import Dispatcher
 from bot.handlers import Handlers
 from bot.i18n import LANGUAGES, Translator
 from bot.processor import PerChatUpdateProcessor
@@ -43,11 +45,15 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+
+    def unit_of_work() -> UnitOfWork:
+        return UnitOfWork(sessions)
+
     translator = Translator()
-    services = Services(lambda: UnitOfWork(sessions), translator)
-    handlers = Handlers(services, Renderer(translator), clock)
 
     async def post_init(application: Application) -> None:  # type: ignore[type-arg]
+        if await import_sample_if_empty(unit_of_work, clock(), settings.catalog_path):
+            log.info("the catalogue was empty: imported %s", settings.catalog_path.name)
         for language in LANGUAGES:
             commands = [
                 BotCommand(name, translator.plain(language, about)) for name, about in COMMANDS
@@ -57,11 +63,16 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
                 commands, language_code=None if language == "fr" else language
             )
         removed = await services.forget_old_updates(clock())
+        dispatcher.start()
         log.info(
             "bot ready as @%s (%s old update ids forgotten)", application.bot.username, removed
         )
 
+    async def post_stop(_application: Application) -> None:  # type: ignore[type-arg]
+        await dispatcher.stop()
+
     async def post_shutdown(_application: Application) -> None:  # type: ignore[type-arg]
+        await dispatcher.stop()
         await engine.dispose()
 
     application = (
@@ -78,8 +89,19 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         # Honours Telegram's retry_after on 429 and keeps under its flood limits.
         .rate_limiter(AIORateLimiter(max_retries=3))
         .post_init(post_init)
+        .post_stop(post_stop)
         .post_shutdown(post_shutdown)
         .build()
     )
-    handlers.register(application)
+    dispatcher = Dispatcher(
+        unit_of_work, application.bot, clock, translator, admins=settings.admin_telegram_ids
+    )
+    services = Services(
+        unit_of_work, translator, admins=settings.admin_telegram_ids, on_outbox=dispatcher.wake
+    )
+    Handlers(services, Renderer(translator), clock).register(application)
+    # Tests and the sandbox reach the running parts through here.
+    application.bot_data["dispatcher"] = dispatcher
+    application.bot_data["services"] = services
+    application.bot_data["unit_of_work"] = unit_of_work
     return application

@@ -31,11 +31,19 @@ from bot.actions import (
     ShowMyData,
     Start,
 )
+from bot.catalog import associations_of
 from bot.i18n import LANGUAGES, Translator, pick_language
 from conversations import engine
 from conversations.engine import Echo
 from conversations.flows import CONSENT_VERSION, FLOWS
 from conversations.geography import department_of
+from conversations.matching import (
+    AssociationLoad,
+    MatchResult,
+    facts_from_answers,
+    match,
+    week_window,
+)
 from conversations.model import (
     SUMMARY,
     Ask,
@@ -129,16 +137,38 @@ INTRO = {
         "Vous pouvez revenir en arrière à tout moment avec le bouton « Retour »."
     ),
 }
-THANKS = {
+MATCHED = {
     "mentee": _(
-        "Merci %(name)s, c'est envoyé ! ✅\n\nUne association du Collectif Mentorat va te "
-        "contacter dans les prochains jours pour te proposer un·e mentor·e."
+        "Merci %(name)s, c'est envoyé ! ✅\n\n"
+        "Je te propose <b>%(association)s</b> : %(description)s\n\n"
+        "<b>Pourquoi elle ?</b>\n%(reasons)s\n\n"
+        "<b>Et maintenant ?</b>\n%(next)s"
     ),
     "mentor": _(
-        "Merci %(name)s, c'est envoyé ! ✅\n\nUne association du Collectif Mentorat va vous "
-        "contacter dans les prochains jours pour vous présenter son programme."
+        "Merci %(name)s, c'est envoyé ! ✅\n\n"
+        "Je vous propose <b>%(association)s</b> : %(description)s\n\n"
+        "<b>Pourquoi elle ?</b>\n%(reasons)s\n\n"
+        "<b>Et maintenant ?</b>\n%(next)s"
     ),
 }
+BULLET = _("• %(item)s")
+NO_MATCH = {
+    "mentee": _(
+        "Merci %(name)s, tes réponses sont bien enregistrées. ✅\n\n"
+        "Pour être honnête : aucune association du Collectif ne peut t'accompagner tout de suite "
+        "là où tu vis et pour ce que tu cherches. Ta demande reste sur la liste d'attente, et "
+        "l'équipe du Collectif est prévenue pour trouver une solution."
+    ),
+    "mentor": _(
+        "Merci %(name)s, vos réponses sont bien enregistrées. ✅\n\n"
+        "Pour être honnête : aucune association du Collectif ne recrute aujourd'hui de mentors "
+        "dans votre situation et près de chez vous. Votre demande reste sur la liste d'attente, "
+        "et l'équipe du Collectif est prévenue pour trouver une solution."
+    ),
+}
+NO_MATCH_ALERT = _("🔎 Profil sans association : %(gap)s")
+# The Collectif's staff read French.
+ADMIN_LANGUAGE = "fr"
 BECOME_MENTOR = _("Devenir mentor·e")
 ALREADY_IN_PROGRESS = _("Un questionnaire est déjà en cours : reprenons-le.")
 CANCELLED = _(
@@ -165,7 +195,7 @@ MY_DATA = _("<b>Vos données</b>\n\n%(details)s\n\nPour tout effacer : /delete")
 MY_DATA_PROFILE = _("Questionnaire envoyé le %(date)s :\n%(answers)s")
 MY_DATA_IN_PROGRESS = _("Questionnaire en cours :\n%(answers)s")
 MY_DATA_CONSENT = _("Accord « %(kind)s » donné le %(date)s (texte %(version)s)")
-CONSENT_KINDS = {"contact": _("être contacté·e"), "parental": _("parent")}
+CONSENT_KINDS = {"contact": _("être contacté·e"), "parental": _("parental")}
 ASK_ERASE = _(
     "Voulez-vous effacer toutes vos données (réponses, contacts, questionnaires) ? C'est définitif."
 )
@@ -181,9 +211,14 @@ class Services:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         translator: Translator,
+        admins: tuple[int, ...] = (),
+        on_outbox: Callable[[], None] = lambda: None,
     ) -> None:
         self._uow = unit_of_work
         self._translator = translator
+        self._admins = admins
+        # Wakes the outbox dispatcher after a commit that queued messages for others.
+        self._on_outbox = on_outbox
 
     async def handle(self, sender: Sender, action: Action) -> Reply:
         """Run `action` once for this update, whatever the redeliveries and concurrent instances."""
@@ -199,6 +234,8 @@ class Services:
                     reply = await self._dispatch(uow, person, sender, action)
                     uow.updates.record(sender.update_id, sender.now)
                     await uow.commit()
+                    if uow.outbox.enqueued:
+                        self._on_outbox()
                     return reply
             except (StaleDataError, IntegrityError):
                 # Another instance (or a redelivery) won the race: read again and decide again.
@@ -327,10 +364,10 @@ class Services:
         if isinstance(outcome, Ask) and outcome.in_place:
             return Reply(language, in_place=outcome)
         if isinstance(outcome, Completed):
-            await self._submit(uow, person, conversation, outcome.state, language, sender.now)
-            name = outcome.state.answers.get("first_name")
-            thanks = THANKS[flow.name].fmt(name=str(name or ""))
-            return Reply(language, screens=(Notice(thanks),), echo=_("C'est bon ✅"))
+            result = await self._submit(
+                uow, person, conversation, outcome.state, language, sender.now
+            )
+            return Reply(language, screens=(result,), echo=_("C'est bon ✅"))
         if isinstance(outcome, Exited):
             uow.funnel.record(flow.name, state.step, "exited", sender.now)
             buttons = (
@@ -356,7 +393,8 @@ class Services:
         state: ConversationState,
         language: str,
         now: datetime,
-    ) -> Profile:
+    ) -> Notice:
+        """Store the profile and its consents, match it, and say what happens next."""
         postal_code = state.answers.get("postal_code")
         profile = uow.profiles.add(
             Profile(
@@ -371,28 +409,76 @@ class Services:
             )
         )
         await uow.flush()
-        uow.profiles.add_consent(
-            Consent(
-                person_id=person.id,
-                profile_id=profile.id,
-                kind="contact",
-                text_version=CONSENT_VERSION,
-                given_at=now,
-            )
-        )
-        if state.answers.get("parent_consent") is True:
+        consents = ["contact"] + (["parental"] if state.answers.get("parent_consent") else [])
+        for kind in consents:
             uow.profiles.add_consent(
                 Consent(
                     person_id=person.id,
                     profile_id=profile.id,
-                    kind="parental",
+                    kind=kind,
                     text_version=CONSENT_VERSION,
                     given_at=now,
                 )
             )
+        result = await self._match(uow, state, now)
+        profile.match = self._match_record(result, language)
+        name = str(state.answers.get("first_name") or "")
+        best = result.best
         uow.funnel.record(state.flow, None, "completed", now)
-        log.info("profile submitted: flow=%s profile=%s", state.flow, profile.id)
-        return profile
+        if best is None:
+            profile.status = "waiting"
+            uow.funnel.record(state.flow, None, "no_match", now, detail=profile.department)
+            await self._alert_admins(
+                uow, f"gap:{profile.id}", NO_MATCH_ALERT.fmt(gap=result.gap or ""), now
+            )
+            log.info("profile %s submitted: flow=%s, no association fits", profile.id, state.flow)
+            return Notice(NO_MATCH[state.flow].fmt(name=name))
+        profile.association_slug = best.association.slug
+        profile.status = "matched"
+        log.info("profile %s matched to %s", profile.id, best.association.slug)
+        association = best.association
+        description = association.description_en if language == "en" else association.description_fr
+        return Notice(
+            MATCHED[state.flow].fmt(
+                name=name,
+                association=association.name,
+                description=description,
+                reasons=Lines(tuple(BULLET.fmt(item=reason) for reason in best.reasons)),
+                next=Lines(best.notes),
+            )
+        )
+
+    async def _match(self, uow: UnitOfWork, state: ConversationState, now: datetime) -> MatchResult:
+        associations = associations_of(await uow.catalog.records())
+        counts = await uow.profiles.weekly_counts(*week_window(now))
+        loads = {
+            slug: AssociationLoad(handed_off_this_week=count) for slug, count in counts.items()
+        }
+        return match(facts_from_answers(state.flow, state.answers), associations, loads)
+
+    def _match_record(self, result: MatchResult, language: str) -> dict[str, object]:
+        """The ranking as the person was told it, kept with the profile."""
+        return {
+            "ranked": [
+                {
+                    "slug": candidate.association.slug,
+                    "score": round(candidate.score, 2),
+                    "reasons": [self._translator.plain(language, r) for r in candidate.reasons],
+                }
+                for candidate in result.ranked
+            ],
+            "gap": self._translator.plain("fr", result.gap) if result.gap else None,
+        }
+
+    async def _alert_admins(self, uow: UnitOfWork, key: str, text: Text, now: datetime) -> None:
+        rendered = self._translator.html(ADMIN_LANGUAGE, text)
+        for admin in self._admins:
+            await uow.outbox.enqueue(
+                f"{key}:{admin}",
+                now,
+                chat_id=admin,
+                payload={"kind": "admin_alert", "text": rendered},
+            )
 
     def _restart(
         self,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/mentorat.db"
+SAMPLE_CATALOG = Path(__file__).parent / "data" / "catalog.sample.yaml"
 
 
 class Settings(BaseSettings):
@@ -18,6 +20,8 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     database_url: str = DEFAULT_DATABASE_URL
     admin_telegram_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # Imported automatically when the database has no association yet.
+    catalog_path: Path = SAMPLE_CATALOG
     log_level: str = "INFO"
     # Updates of different chats handled at once; one chat's updates are always in order.
     max_concurrent_updates: int = Field(default=64, ge=1, le=1024)

@@ -110,6 +110,9 @@ class Profile(Base):
     submitted_at: Mapped[datetime]
     # The ranked associations and their reasons, kept as they were explained to the person.
     match: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The association the profile went to; None while it waits for one (no association fits).
+    association_slug: Mapped[str | None] = mapped_column(String(40), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="matched")
 
 
 class Consent(Base):
@@ -144,3 +147,44 @@ class FunnelEvent(Base):
     event: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AssociationRecord(Base):
+    """One association of the catalogue, as its validated catalogue entry (JSON) plus what we query."""
+
+    __tablename__ = "associations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    entry: Mapped[dict[str, Any]]
+    # Also settable by coordinators (/pause) without a catalogue import.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A message for someone other than the person in front of the chat, written in the same
+    transaction as the change that causes it and delivered later by the dispatcher, with retries."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The same key is never delivered twice, whoever enqueues it again.
+    dedup_key: Mapped[str] = mapped_column(String(160), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # "telegram" or "webhook"
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    url: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    # A dispatcher holds a message until this time; after it, another may try (it crashed).
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    # Telegram's id of the delivered message, so that it can be edited later.
+    sent_message_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.model import Answer, ConversationState, Status
-from storage.models import Consent, Conversation, FunnelEvent, Person, ProcessedUpdate, Profile
+from storage.models import (
+    AssociationRecord,
+    Consent,
+    Conversation,
+    FunnelEvent,
+    Person,
+    ProcessedUpdate,
+    Profile,
+)
 
 
 def answers_to_json(answers: Mapping[str, Answer]) -> dict[str, Any]:
@@ -139,6 +148,19 @@ class ProfileRepository:
         )
         return list(result)
 
+    async def weekly_counts(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Profiles sent to each association in [start, end): what its weekly capacity counts."""
+        rows = await self._session.execute(
+            select(Profile.association_slug, func.count())
+            .where(
+                Profile.association_slug.is_not(None),
+                Profile.submitted_at >= start,
+                Profile.submitted_at < end,
+            )
+            .group_by(Profile.association_slug)
+        )
+        return {str(slug): int(count) for slug, count in rows}
+
     async def consents_for(self, person: Person) -> list[Consent]:
         result = await self._session.scalars(
             select(Consent).where(Consent.person_id == person.id).order_by(Consent.id)
@@ -183,3 +205,63 @@ class FunnelRepository:
             )
         )
         return {(flow, event): int(count) for flow, event, count in rows}
+
+
+@dataclass(frozen=True)
+class CatalogChanges:
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    # In the database but not in the file: kept, since profiles and handoffs refer to them.
+    not_in_file: tuple[str, ...]
+
+
+class CatalogRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def records(self) -> list[AssociationRecord]:
+        result = await self._session.scalars(
+            select(AssociationRecord).order_by(AssociationRecord.slug)
+        )
+        return list(result)
+
+    async def by_slug(self, slug: str) -> AssociationRecord | None:
+        return await self._session.scalar(
+            select(AssociationRecord).where(AssociationRecord.slug == slug)
+        )
+
+    async def is_empty(self) -> bool:
+        count = await self._session.scalar(select(func.count()).select_from(AssociationRecord))
+        return not count
+
+    async def upsert(
+        self, entries: Mapping[str, tuple[str, dict[str, Any]]], now: datetime
+    ) -> CatalogChanges:
+        """Add or update each association (slug -> (name, entry)); the same import twice is a no-op."""
+        existing = {record.slug: record for record in await self.records()}
+        added, changed, unchanged = [], [], []
+        for slug, (name, entry) in sorted(entries.items()):
+            record = existing.get(slug)
+            if record is None:
+                self._session.add(
+                    AssociationRecord(
+                        slug=slug,
+                        name=name,
+                        entry=entry,
+                        paused=bool(entry.get("paused", False)),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                added.append(slug)
+            elif record.entry != entry or record.name != name:
+                record.entry = entry
+                record.name = name
+                record.paused = bool(entry.get("paused", False))
+                record.updated_at = now
+                changed.append(slug)
+            else:
+                unchanged.append(slug)
+        not_in_file = sorted(set(existing) - set(entries))
+        return CatalogChanges(tuple(added), tuple(changed), tuple(unchanged), tuple(not_in_file))

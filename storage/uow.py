@@ -6,7 +6,9 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.outbox import OutboxRepository
 from storage.repositories import (
+    CatalogRepository,
     ConversationRepository,
     FunnelRepository,
     PeopleRepository,
@@ -21,6 +23,8 @@ class UnitOfWork:
     profiles: ProfileRepository
     updates: UpdateLog
     funnel: FunnelRepository
+    catalog: CatalogRepository
+    outbox: OutboxRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -38,6 +42,8 @@ class UnitOfWork:
         self.profiles = ProfileRepository(self._session)
         self.updates = UpdateLog(self._session)
         self.funnel = FunnelRepository(self._session)
+        self.catalog = CatalogRepository(self._session)
+        self.outbox = OutboxRepository(self._session)
         return self
 
     async def __aexit__(

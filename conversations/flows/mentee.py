@@ -82,14 +82,14 @@ def _age_exit(value: Answer, _answers: Answers) -> Exit | None:
         return Exit(
             _(
                 "Le mentorat du Collectif accompagne les jeunes de 5 à 30 ans. Pour un plus jeune "
-                "enfant, le centre social ou la PMI de ta ville pourra te conseiller."
+                "enfant, le centre social ou la PMI de votre ville pourra vous conseiller."
             )
         )
     if value > MAX_AGE:
         return Exit(
             _(
-                "Le mentorat du Collectif accompagne les jeunes jusqu'à 30 ans. Et si c'était toi, "
-                "le ou la mentor·e ? Tu peux t'inscrire comme mentor·e en un clic."
+                "Le mentorat du Collectif accompagne les jeunes jusqu'à 30 ans. Et si vous deveniez "
+                "mentor·e à votre tour ? L'inscription se fait en un clic."
             ),
             offer_flow="mentor",
         )
@@ -201,7 +201,7 @@ MENTEE = Flow(
             key="needs",
             title=_("Besoins"),
             prompt=_("Sur quoi aimerais-tu être accompagné·e ?"),
-            hint=_("Choisis une ou plusieurs réponses, puis « Valider »."),
+            hint=_("Choisis une ou plusieurs réponses, puis appuie sur « Valider »."),
             kind=StepKind.MULTI,
             choices=_needs,
         ),

@@ -34,12 +34,17 @@ def settings_for(emulator: BotApiEmulator, database_url: str) -> Settings:
 async def bot(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     application = build_application(settings_for(emulator, sqlite_url))
     async with application:
+        # What run_polling does around start/stop, which tests drive step by step.
+        assert application.post_init is not None
+        await application.post_init(application)
         await application.start()
         assert application.updater is not None
         await application.updater.start_polling(poll_interval=0.0, timeout=1)
         yield application
         await application.updater.stop()
         await application.stop()
+        assert application.post_stop is not None
+        await application.post_stop(application)
 
 
 @dataclass

@@ -1,0 +1,54 @@
+"""The association catalogue: import a YAML file into the database, read it back for matching.
+
+The sample catalogue of the eight founding associations is imported automatically into an empty
+database, so that a newcomer's first run matches real-looking associations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+
+from conversations.catalog import AssociationEntry, Catalog, load_catalog, to_association
+from conversations.matching import Association
+from storage.models import AssociationRecord
+from storage.repositories import CatalogChanges
+from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+async def import_catalog(
+    unit_of_work: Callable[[], UnitOfWork], catalog: Catalog, now: datetime, dry_run: bool = False
+) -> CatalogChanges:
+    """Upsert every association of the file; with `dry_run`, say what would change and keep nothing."""
+    entries = {
+        entry.slug: (entry.name, entry.model_dump(mode="json")) for entry in catalog.associations
+    }
+    async with unit_of_work() as uow:
+        changes = await uow.catalog.upsert(entries, now)
+        if not dry_run:
+            await uow.commit()
+    return changes
+
+
+async def import_sample_if_empty(
+    unit_of_work: Callable[[], UnitOfWork], now: datetime, path: Path
+) -> bool:
+    async with unit_of_work() as uow:
+        if not await uow.catalog.is_empty():
+            return False
+    changes = await import_catalog(unit_of_work, load_catalog(path), now)
+    log.info("empty catalogue: imported %s associations", len(changes.added))
+    return True
+
+
+def associations_of(records: Iterable[AssociationRecord]) -> list[Association]:
+    """Domain associations from stored entries; the `paused` column wins (coordinators' /pause)."""
+    associations = []
+    for record in records:
+        entry = AssociationEntry.model_validate({**record.entry, "paused": record.paused})
+        associations.append(to_association(entry))
+    return associations

@@ -1,0 +1,270 @@
+"""The sandbox: the real bot polling a local Telegram emulator, and a web chat page to talk to it
+as a young person, a mentor or a coordinator — for trying the bot without a Telegram account."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from bot.sandbox.emulator import BotApiEmulator
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+SANDBOX_TOKEN = "123456:SANDBOX"
+# The bot's own command line asks for these two only; the sandbox polls exactly as production.
+ALLOWED_UPDATES = ["message", "callback_query"]
+API_PREFIX = "/sandbox/api/"
+# The page's scripts, styles and the bot's rebuilt HTML come from this server and nowhere else.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+OnReady = Callable[[BotApiEmulator], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Persona:
+    """An emulated Telegram account the page offers; its chat is a pane of the page."""
+
+    id: int
+    first_name: str
+    role: str
+    label: str
+    start_payload: str | None
+
+
+PERSONAS = (
+    Persona(100001, "Inès", "mentee", "Jeune", "sandbox"),
+    Persona(200001, "Karim", "mentor", "Mentor·e", "sandbox"),
+    # Joins through an invite deep link, which the on_ready hook sends: the page only shows it.
+    Persona(900001, "Camille", "coordinator", "Coordinateur·rice", None),
+)
+
+
+class Sandbox:
+    """One emulator and the bot polling it; `reset()` swaps both for fresh ones."""
+
+    def __init__(self, settings: Settings, on_ready: OnReady | None = None) -> None:
+        self._settings = settings
+        self._on_ready = on_ready
+        self._emulator: BotApiEmulator | None = None
+        self._application: Application | None = None  # type: ignore[type-arg]
+        self._lock = asyncio.Lock()
+        # API calls wait while a reset swaps the emulator, instead of reaching a stopped one.
+        self._live = asyncio.Event()
+        self.epoch = 0
+
+    @property
+    def emulator(self) -> BotApiEmulator:
+        if self._emulator is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._emulator
+
+    async def start(self) -> None:
+        async with self._lock:
+            await self._start()
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._stop()
+
+    async def reset(self) -> None:
+        """Starts over: new emulator (no chats), empty database, bot restarted."""
+        async with self._lock:
+            await self._stop()
+            await asyncio.to_thread(_wipe_database, self._settings.database_url)
+            await self._start()
+
+    async def wait_live(self) -> BotApiEmulator:
+        await self._live.wait()
+        return self.emulator
+
+    async def _start(self) -> None:
+        from bot.app import build_application
+        from storage.migrate import upgrade_async
+
+        emulator = BotApiEmulator()
+        # Only the bot talks to the Bot API side: it stays on the loopback interface.
+        await emulator.start("127.0.0.1", 0)
+        self._emulator = emulator
+        try:
+            await upgrade_async(self._settings.database_url)
+            settings = self._settings.model_copy(
+                update={
+                    "telegram_bot_token": SecretStr(SANDBOX_TOKEN),
+                    "telegram_api_base_url": emulator.base_url,
+                }
+            )
+            application = build_application(settings)
+            await application.initialize()
+            self._application = application
+            await application.start()
+            assert application.updater is not None
+            await application.updater.start_polling(
+                poll_interval=0.0,
+                timeout=10,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+            if self._on_ready is not None:
+                await self._on_ready(emulator)
+        except BaseException:
+            await self._stop()
+            raise
+        self.epoch += 1
+        self._live.set()
+
+    async def _stop(self) -> None:
+        self._live.clear()
+        application, self._application = self._application, None
+        if application is not None:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            await application.shutdown()
+        emulator, self._emulator = self._emulator, None
+        if emulator is not None:
+            await emulator.stop()
+
+
+def _wipe_database(url: str) -> None:
+    """An empty schema: a SQLite file is deleted, any other database is migrated down to nothing."""
+    from storage.migrate import alembic_config
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            return
+        path = Path(parsed.database)
+        for leftover in (
+            path,
+            *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal")),
+        ):
+            leftover.unlink(missing_ok=True)
+        return
+    from alembic import command
+
+    command.downgrade(alembic_config(url), "base")
+
+
+# -- the page's server -------------------------------------------------------------------------
+
+
+def build_page_app(sandbox: Sandbox) -> web.Application:
+    """The page, its assets, the personas, the reset, and the emulator's user-side API."""
+    app = web.Application()
+    app.router.add_get("/", _index)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/sandbox/api/personas", _personas(sandbox))
+    app.router.add_post("/sandbox/reset", _reset(sandbox))
+    # The emulator's user-side routes (bot.sandbox.webapi), served here for whichever emulator
+    # is current: a reset replaces the emulator while the page stays on this server.
+    dispatch = _dispatch(sandbox)
+    for route in sandbox.emulator.app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path.startswith(API_PREFIX) and route.method != "HEAD":
+            app.router.add_route(route.method, path, dispatch)
+    return app
+
+
+async def _index(_request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "index.html",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP},
+    )
+
+
+def _personas(sandbox: Sandbox) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def personas(_request: web.Request) -> web.StreamResponse:
+        return _json({"epoch": sandbox.epoch, "personas": [asdict(p) for p in PERSONAS]})
+
+    return personas
+
+
+def _reset(sandbox: Sandbox) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def reset(_request: web.Request) -> web.StreamResponse:
+        # The page may go away mid-reset: the reset must finish all the same.
+        await asyncio.shield(sandbox.reset())
+        return _json({"epoch": sandbox.epoch})
+
+    return reset
+
+
+def _dispatch(sandbox: Sandbox) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        emulator = await sandbox.wait_live()
+        match = await emulator.app.router.resolve(request)
+        # Same route patterns on both routers, so request.match_info holds what the handler reads.
+        response = await match.handler(request)
+        response.headers["X-Sandbox-Epoch"] = str(sandbox.epoch)
+        return response
+
+    return dispatch
+
+
+def _json(body: dict[str, Any]) -> web.Response:
+    return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+async def run_sandbox(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    ready: asyncio.Event | None = None,
+    on_ready: OnReady | None = None,
+) -> None:
+    """Runs the sandbox until cancelled (Ctrl+C); `ready` is set once the page can be used."""
+    sandbox = Sandbox(settings, on_ready)
+    runner: web.AppRunner | None = None
+    try:
+        await sandbox.start()
+        runner = web.AppRunner(
+            build_page_app(sandbox),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=1.0,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = int(runner.addresses[0][1])
+        shown_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        print("Sandbox: no TELEGRAM_BOT_TOKEN, so the bot talks to a local Telegram emulator.")
+        print(
+            f"Open http://{shown_host}:{bound_port} to chat with it (Ctrl+C to stop).", flush=True
+        )
+        if ready is not None:
+            ready.set()
+        await asyncio.Event().wait()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await sandbox.stop()
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    """Blocking entry point for the command line; Ctrl+C stops the sandbox cleanly."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_sandbox(settings, host, port))
+    return 0

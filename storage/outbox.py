@@ -1,0 +1,94 @@
+"""The outbox table's queries: enqueue in the caller's transaction, claim what is due, record results.
+
+With PostgreSQL several dispatchers share the work: a claim takes rows `FOR UPDATE SKIP LOCKED` and
+leases them for a while, so a dispatcher that dies mid-send leaves them to another after the lease.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxMessage
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        # How many deliveries this unit of work queued: the caller wakes the dispatcher if any.
+        self.enqueued = 0
+
+    async def enqueue(
+        self,
+        dedup_key: str,
+        now: datetime,
+        *,
+        chat_id: int | None = None,
+        url: str | None = None,
+        payload: dict[str, Any],
+    ) -> None:
+        """Queue one delivery; a second enqueue with the same key does nothing."""
+        values = {
+            "dedup_key": dedup_key,
+            "channel": "telegram" if chat_id is not None else "webhook",
+            "chat_id": chat_id,
+            "url": url,
+            "payload": payload,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        dialect = self._session.bind.dialect.name if self._session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await self._session.execute(
+            insert(OutboxMessage)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+        )
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
+        query = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= now),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list(await self._session.scalars(query))
+        for row in rows:
+            row.claimed_until = now + lease
+        return rows
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        return await self._session.get(OutboxMessage, message_id)
+
+    async def by_key(self, dedup_key: str) -> OutboxMessage | None:
+        return await self._session.scalar(
+            select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key)
+        )
+
+    async def next_due(self) -> datetime | None:
+        return await self._session.scalar(
+            select(OutboxMessage.next_attempt_at)
+            .where(OutboxMessage.status == PENDING)
+            .order_by(OutboxMessage.next_attempt_at)
+            .limit(1)
+        )
+
+    async def pending_count(self) -> int:
+        rows = await self._session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.status == PENDING)
+        )
+        return len(list(rows))
