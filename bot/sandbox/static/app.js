@@ -69,7 +69,6 @@
       ok.textContent = "OK";
       ok.addEventListener("click", () => element.remove());
       element.append(ok);
-      ok.focus();
     } else {
       setTimeout(() => element.remove(), 3500);
     }
@@ -408,8 +407,9 @@
 
   function activate(pane, focusInput) {
     if (state.active !== pane) {
-      // On a medium screen the pane left behind stays beside the new one.
-      const previous = state.active;
+      // On a medium screen the pane left behind stays beside the new one (at first, the next).
+      const count = state.panes.length;
+      const previous = state.active || state.panes[(pane.index + 1) % count];
       state.active = pane;
       for (const other of state.panes) {
         const selected = other === pane;

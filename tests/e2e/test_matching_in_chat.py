@@ -1,0 +1,149 @@
+"""The end of a questionnaire names the association, says why, and alerts admins when none fits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.sandbox.emulator import BotApiEmulator
+from bot.settings import SAMPLE_CATALOG
+from tests.e2e.conftest import Chat, settings_for
+from tests.e2e.test_questionnaire import stored_profiles
+
+ADMIN = 777000
+
+
+async def answer_mentee(chat: Chat, age: str, postal_code: str, situation: str, need: str) -> None:
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Inès", expect="2/")
+    await chat.says(age, expect="Question")
+    if int(age) < 16:
+        await chat.taps("Moi, le ou la jeune", expect="Question")
+    await chat.says(postal_code, expect="Question")
+    await chat.taps(situation, expect="Question")
+    await chat.toggles(need)
+    await chat.taps("Valider", expect="Question")
+    await chat.taps("En présentiel", expect="Question")
+    await chat.taps("Passer", expect="Question")
+    await chat.taps("Par e-mail", expect="Question")
+    await chat.says("ines@example.fr", expect="Question")
+    if int(age) < 15:
+        await chat.says("Nadia Benali", expect="Question")
+        await chat.says("06 12 34 56 78", expect="Question")
+        await chat.taps("Oui, d'accord", expect="Question")
+    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+
+
+@pytest.fixture
+async def bot_with_admin(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    settings = settings_for(emulator, sqlite_url).model_copy(
+        update={"admin_telegram_ids": (ADMIN,)}
+    )
+    application = build_application(settings)
+    async with application:
+        assert application.post_init is not None
+        await application.post_init(application)
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+        yield application
+        await application.updater.stop()
+        await application.stop()
+        assert application.post_stop is not None
+        await application.post_stop(application)
+
+
+async def test_a_young_person_reads_the_chosen_association_and_why(
+    bot_with_admin: Application,
+    person: Callable[..., Chat],
+    sqlite_url: str,  # type: ignore[type-arg]
+) -> None:
+    chat = person(3101, "Inès")
+    await answer_mentee(chat, "8", "75011", "École primaire", "Soutien scolaire")
+    result = await chat.taps("C'est bon", expect="Merci")
+    text = result.text or ""
+    assert any(name in text for name in ("Entraide Scolaire Amicale", "Socrate")), text
+    assert "Pourquoi elle ?" in text
+    assert text.count("• ") >= 2
+    assert "jours" in text
+    [profile] = await stored_profiles(sqlite_url)
+    assert profile.status == "matched"
+    assert profile.association_slug in ("entraide-scolaire-amicale", "socrate")
+    assert profile.match is not None
+    assert profile.match["ranked"][0]["slug"] == profile.association_slug
+    assert profile.match["ranked"][0]["reasons"]
+
+
+async def test_no_association_fits_the_person_is_told_and_admins_alerted_once(
+    bot_with_admin: Application,
+    person: Callable[..., Chat],
+    emulator: BotApiEmulator,
+    sqlite_url: str,
+) -> None:
+    admin = emulator.user(ADMIN, "Admin")
+    admin.send_command("start")  # an admin must have talked to the bot to be messaged
+    await admin.next_message()
+    chat = person(3102, "Inès")
+    # In-person only, in Mayotte, employed at 24: no sample association takes that.
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Inès", expect="2/")
+    await chat.says("24", expect="3/")
+    await chat.says("97600", expect="4/")
+    await chat.taps("En emploi", expect="5/")
+    await chat.toggles("Trouver un emploi")
+    await chat.taps("Valider", expect="6/")
+    await chat.taps("En présentiel", expect="7/")
+    await chat.taps("Passer", expect="8/")
+    await chat.taps("Par e-mail", expect="9/")
+    await chat.says("ines@example.fr", expect="10/")
+    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+    result = await chat.taps("C'est bon", expect="Merci")
+    assert "liste d'attente" in (result.text or "")
+    alert = await admin.wait_for_message(lambda m: "976" in (m.text or ""))
+    assert "Profil sans association" in (alert.text or "")
+    assert "Inès" not in (alert.text or "")  # admins learn about the gap, not the person
+    [profile] = await stored_profiles(sqlite_url)
+    assert profile.status == "waiting"
+    assert profile.association_slug is None
+    alerts = [m for m in admin.messages if "Profil sans association" in (m.text or "")]
+    assert len(alerts) == 1
+
+
+def test_catalog_import_and_list_from_the_command_line(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    dry = cli("catalog", "import", str(SAMPLE_CATALOG), "--dry-run")
+    assert dry.returncode == 0
+    assert "8 would be added" in dry.stdout
+    assert "nothing was written" in dry.stdout
+    assert "empty" in cli("catalog", "list").stdout
+    assert "8 added" in cli("catalog", "import", str(SAMPLE_CATALOG)).stdout
+    assert "8 unchanged" in cli("catalog", "import", str(SAMPLE_CATALOG)).stdout
+    listing = cli("catalog", "list").stdout
+    assert "socrate" in listing
+    assert "Télémaque" in listing
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SAMPLE_CATALOG.read_text().replace("min: 5,", "min: 3,", 1))
+    refused = cli("catalog", "import", str(bad))
+    assert refused.returncode == 1
+    assert 'association "afev": mentee_ages' in refused.stderr
