@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.i18n import Translator
@@ -163,13 +164,16 @@ class Dispatcher:
                     chat_id=message.chat_id,
                     message_id=int(payload["message_id"]),
                     reply_markup=keyboard,
+                    parse_mode=ParseMode.HTML,
                 )
             except BadRequest as error:
                 # Already as wanted (an earlier attempt went through): that is a success.
                 if "not modified" not in error.message:
                     raise
             return int(payload["message_id"])
-        sent = await self._bot.send_message(message.chat_id, payload["text"], reply_markup=keyboard)
+        sent = await self._bot.send_message(
+            message.chat_id, payload["text"], reply_markup=keyboard, parse_mode=ParseMode.HTML
+        )
         return sent.message_id
 
     async def _sent(self, message: Claimed, sent_id: int | None) -> None:

@@ -1,0 +1,130 @@
+"""The sandbox page in a real browser (Debian's Chromium): a young person fills the questionnaire."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.runner import run_sandbox
+from bot.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "sandbox.png"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)",
+    ),
+]
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="needs the playwright package")
+async_playwright = playwright_api.async_playwright
+expect = playwright_api.expect
+Locator = playwright_api.Locator
+Page = playwright_api.Page
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def sandbox_url(tmp_path: Path) -> AsyncIterator[str]:
+    port = free_port()
+    ready = asyncio.Event()
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}")
+    task = asyncio.create_task(run_sandbox(settings, "127.0.0.1", port, ready=ready))
+    ready_wait = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, ready_wait}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # the sandbox failed to start: show why
+    assert ready.is_set(), "the sandbox did not start within 30 s"
+    yield f"http://127.0.0.1:{port}"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
+async def page(sandbox_url: str) -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = await browser.new_context(viewport={"width": 1024, "height": 760}, locale="fr-FR")
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await page.goto(sandbox_url)
+        await expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        yield page
+        await browser.close()
+        # A script error or a blocked resource (CSP) shows up here, even if the chat worked.
+        assert errors == []
+
+
+async def bot_asks(pane: Locator, text: str) -> None:
+    await expect(pane.locator(".message.from-bot").last).to_contain_text(text)
+
+
+async def taps(pane: Locator, label: str) -> None:
+    await pane.locator(".message.from-bot").last.get_by_role("button", name=label).click()
+
+
+async def says(pane: Locator, text: str) -> None:
+    await pane.get_by_role("textbox").fill(text)
+    await pane.get_by_role("textbox").press("Enter")
+
+
+async def test_a_young_person_fills_the_questionnaire_in_the_browser(page: Page) -> None:
+    young = page.locator("#pane-100001")
+    mentor = page.locator("#pane-200001")
+    await expect(page.get_by_role("tab", name="Jeune")).to_have_attribute("aria-selected", "true")
+
+    await mentor.get_by_role("button", name="Démarrer").click()
+    await bot_asks(mentor, "Collectif Mentorat")
+
+    await young.get_by_role("button", name="Démarrer").click()
+    await bot_asks(young, "Qui êtes-vous")
+    await taps(young, "Je cherche un·e mentor·e")
+    await bot_asks(young, "prénom")
+    await says(young, "Inès")
+    await expect(young.locator(".message.from-person .text").last).to_have_text("Inès")
+    await bot_asks(young, "âge")
+    await says(young, "17")
+    await bot_asks(young, "code postal")
+    await says(young, "93200")
+    await bot_asks(young, "Où en es-tu")
+    await taps(young, "Lycée professionnel")
+    await bot_asks(young, "accompagné")
+    await taps(young, "Orientation")
+    # The toggle re-renders the buttons of the same message in place.
+    await expect(young.get_by_role("button", name="☑️ Orientation")).to_have_count(1)
+    await young.get_by_role("button", name="Valider").focus()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT))
+    await taps(young, "Valider")
+    await bot_asks(young, "rencontrer")
+    await taps(young, "Les deux me vont")
+    await bot_asks(young, "quartier prioritaire")
+    await taps(young, "Passer")
+    await bot_asks(young, "joindre")
+    await taps(young, "Par e-mail")
+    await bot_asks(young, "e-mail")
+    await says(young, "ines@example.org")
+    await bot_asks(young, "Dernière question")
+    await taps(young, "Oui, je suis d'accord")
+    await bot_asks(young, "Tes réponses")
+    await taps(young, "C'est bon, j'envoie")
+    await bot_asks(young, "Merci")

@@ -1,0 +1,191 @@
+"""The outbox on SQLite and PostgreSQL: delivered once through faults, dead-lettered when hopeless."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from telegram import Bot
+
+from bot.dispatcher import Dispatcher
+from bot.i18n import Translator
+from bot.sandbox.emulator import BotApiEmulator
+from storage.db import create_engine, session_factory
+from storage.uow import UnitOfWork
+
+TOKEN = "123456:OUTBOX-test"
+ADMIN = 555
+
+
+class Clock:
+    """A clock the test moves by hand, so back-off delays pass instantly."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+async def uow_factory(database_url: str) -> AsyncIterator[Callable[[], UnitOfWork]]:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    yield lambda: UnitOfWork(sessions)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    async with BotApiEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def bot(emulator: BotApiEmulator) -> AsyncIterator[Bot]:
+    async with Bot(TOKEN, base_url=emulator.base_url) as telegram_bot:
+        yield telegram_bot
+
+
+async def enqueue(
+    uow_factory: Callable[[], UnitOfWork], key: str, chat_id: int, clock: Clock
+) -> None:
+    async with uow_factory() as uow:
+        await uow.outbox.enqueue(
+            key, clock(), chat_id=chat_id, payload={"kind": "test", "text": f"<b>{key}</b>"}
+        )
+        await uow.commit()
+
+
+def dispatcher_for(
+    uow_factory: Callable[[], UnitOfWork], bot: Bot, clock: Clock, **options: object
+) -> Dispatcher:
+    return Dispatcher(uow_factory, bot, clock, Translator(), admins=(ADMIN,), **options)  # type: ignore[arg-type]
+
+
+async def test_a_message_enqueued_twice_with_one_key_is_delivered_once(
+    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+) -> None:
+    clock = Clock()
+    user = emulator.user(1, "Camille")
+    user.send_command("start")
+    await enqueue(uow_factory, "handoff:1:1", user.id, clock)
+    await enqueue(uow_factory, "handoff:1:1", user.id, clock)
+    dispatcher = dispatcher_for(uow_factory, bot, clock)
+    assert await dispatcher.deliver_due() == 1
+    assert await dispatcher.deliver_due() == 0
+    assert [m.text for m in user.messages] == ["handoff:1:1"]
+    async with uow_factory() as uow:
+        row = await uow.outbox.by_key("handoff:1:1")
+        assert row is not None
+        assert row.status == "sent"
+        assert row.sent_message_id == user.messages[0].message_id
+
+
+async def test_500_then_429_then_success_delivers_exactly_once_honouring_retry_after(
+    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+) -> None:
+    clock = Clock()
+    user = emulator.user(2, "Camille")
+    user.send_command("start")
+    await enqueue(uow_factory, "k", user.id, clock)
+    emulator.faults.add(method="sendMessage", status=500, chat_id=user.id)
+    dispatcher = dispatcher_for(uow_factory, bot, clock)
+    await dispatcher.deliver_due()
+    assert user.messages == []
+    assert await dispatcher.deliver_due() == 0  # backing off: not due yet
+    clock.advance(seconds=2)
+    # The rate limiter is not in play here: a bare Bot surfaces the 429 to the dispatcher.
+    emulator.faults.add(method="sendMessage", status=429, retry_after=30, chat_id=user.id)
+    await dispatcher.deliver_due()
+    clock.advance(seconds=10)
+    assert await dispatcher.deliver_due() == 0  # retry_after (30 s) is honoured
+    clock.advance(seconds=21)
+    await dispatcher.deliver_due()
+    assert [m.text for m in user.messages] == ["k"]
+    async with uow_factory() as uow:
+        row = await uow.outbox.by_key("k")
+        assert row is not None
+        assert (row.status, row.attempts) == ("sent", 3)
+
+
+async def test_a_recipient_who_blocked_the_bot_is_not_retried_and_admins_are_told(
+    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+) -> None:
+    clock = Clock()
+    admin = emulator.user(ADMIN, "Admin")
+    admin.send_command("start")
+    user = emulator.user(3, "Camille")
+    user.send_command("start")
+    user.block()
+    await enqueue(uow_factory, "blocked", user.id, clock)
+    dispatcher = dispatcher_for(uow_factory, bot, clock)
+    await dispatcher.deliver_due()
+    async with uow_factory() as uow:
+        row = await uow.outbox.by_key("blocked")
+        assert row is not None
+        assert row.status == "dead"
+        assert "Forbidden" in (row.last_error or "")
+    await dispatcher.deliver_due()  # the admin alert
+    [alert] = admin.messages
+    assert "n'a pas pu être remis" in (alert.text or "")
+    assert len(emulator.calls("sendMessage", chat_id=user.id)) == 1
+
+
+async def test_after_the_last_attempt_a_message_is_dead_lettered(
+    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+) -> None:
+    clock = Clock()
+    user = emulator.user(4, "Camille")
+    user.send_command("start")
+    await enqueue(uow_factory, "hopeless", user.id, clock)
+    emulator.faults.add(method="sendMessage", status=500, chat_id=user.id, times=None)
+    dispatcher = dispatcher_for(uow_factory, bot, clock, max_attempts=3)
+    for _ in range(3):
+        await dispatcher.deliver_due()
+        clock.advance(minutes=15)
+    async with uow_factory() as uow:
+        row = await uow.outbox.by_key("hopeless")
+        assert row is not None
+        assert (row.status, row.attempts) == ("dead", 3)
+    assert len(emulator.calls("sendMessage", chat_id=user.id)) == 3
+
+
+async def test_a_claimed_message_is_left_alone_until_its_lease_expires(
+    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+) -> None:
+    clock = Clock()
+    await enqueue(uow_factory, "leased", 5, clock)
+    async with uow_factory() as uow:
+        [claimed] = await uow.outbox.claim_due(clock(), timedelta(seconds=60), 10)
+        assert claimed.dedup_key == "leased"
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.claim_due(clock(), timedelta(seconds=60), 10) == []
+    clock.advance(seconds=61)
+    async with uow_factory() as uow:
+        assert [
+            r.dedup_key for r in await uow.outbox.claim_due(clock(), timedelta(seconds=60), 10)
+        ] == ["leased"]
+
+
+async def test_importing_the_same_catalogue_twice_changes_nothing(
+    uow_factory: Callable[[], UnitOfWork],
+) -> None:
+    from bot.catalog import associations_of, import_catalog
+    from bot.settings import SAMPLE_CATALOG
+    from conversations.catalog import load_catalog
+
+    catalog = load_catalog(SAMPLE_CATALOG)
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    first = await import_catalog(uow_factory, catalog, now)
+    second = await import_catalog(uow_factory, catalog, now)
+    assert len(first.added) == 8
+    assert (second.added, second.changed, len(second.unchanged)) == ((), (), 8)
+    async with uow_factory() as uow:
+        names = {a.name for a in associations_of(await uow.catalog.records())}
+    assert "Télémaque" in names
