@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -188,3 +189,82 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     # Telegram's id of the delivered message, so that it can be edited later.
     sent_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Coordinator(Base):
+    """A Telegram account that receives an association's contacts, joined through an invite."""
+
+    __tablename__ = "coordinators"
+    __table_args__ = (
+        UniqueConstraint(
+            "association_id", "telegram_id", name="uq_coordinators_association_person"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="CASCADE"))
+    telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # Shown to the other coordinators ("Camille took it") and to the person ("Camille, from Afev").
+    first_name: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+
+
+class Invite(Base):
+    """A single-use, expiring invitation to coordinate an association. Only its hash is stored."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    association_id: Mapped[int] = mapped_column(ForeignKey("associations.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Handoff(Base):
+    """A profile proposed to one association: proposed → delivered → taken → contacted → closed,
+    or declined / expired, after which the profile goes to the next association."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
+    )
+    association_id: Mapped[int] = mapped_column(ForeignKey("associations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    taken_by: Mapped[int | None] = mapped_column(ForeignKey("coordinators.id", ondelete="SET NULL"))
+    decline_reason: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    taken_at: Mapped[datetime | None]
+    contacted_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    # Two coordinators pressing "take" at once: the second commit fails and reads the winner.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class HandoffEvent(Base):
+    """Every transition of a handoff, with who did it and when."""
+
+    __tablename__ = "handoff_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(
+        ForeignKey("handoffs.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(32))
+    coordinator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("coordinators.id", ondelete="SET NULL")
+    )
+    detail: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]

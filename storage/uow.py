@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.handoffs import CoordinatorRepository, HandoffRepository, InviteRepository
 from storage.outbox import OutboxRepository
 from storage.repositories import (
     CatalogRepository,
@@ -25,6 +26,9 @@ class UnitOfWork:
     funnel: FunnelRepository
     catalog: CatalogRepository
     outbox: OutboxRepository
+    coordinators: CoordinatorRepository
+    invites: InviteRepository
+    handoffs: HandoffRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -44,6 +48,9 @@ class UnitOfWork:
         self.funnel = FunnelRepository(self._session)
         self.catalog = CatalogRepository(self._session)
         self.outbox = OutboxRepository(self._session)
+        self.coordinators = CoordinatorRepository(self._session)
+        self.invites = InviteRepository(self._session)
+        self.handoffs = HandoffRepository(self._session)
         return self
 
     async def __aexit__(

@@ -91,8 +91,12 @@ class Sandbox:
             await asyncio.to_thread(_wipe_database, self._settings.database_url)
             await self._start()
 
-    async def wait_live(self) -> BotApiEmulator:
-        await self._live.wait()
+    async def wait_live(self, patience: float = 30.0) -> BotApiEmulator | None:
+        """The current emulator, once a reset in progress is over; None if it never ends."""
+        try:
+            await asyncio.wait_for(self._live.wait(), patience)
+        except TimeoutError:
+            return None
         return self.emulator
 
     async def _start(self) -> None:
@@ -210,6 +214,8 @@ def _reset(sandbox: Sandbox) -> Callable[[web.Request], Awaitable[web.StreamResp
 def _dispatch(sandbox: Sandbox) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         emulator = await sandbox.wait_live()
+        if emulator is None:
+            return web.json_response({"error": "the sandbox failed to restart"}, status=503)
         match = await emulator.app.router.resolve(request)
         # Same route patterns on both routers, so request.match_info holds what the handler reads.
         response = await match.handler(request)

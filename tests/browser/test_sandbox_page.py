@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Locator, Page, async_playwright, expect
 
 from bot.sandbox.runner import run_sandbox
 from bot.settings import Settings
@@ -23,12 +24,6 @@ pytestmark = [
         reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)",
     ),
 ]
-
-playwright_api = pytest.importorskip("playwright.async_api", reason="needs the playwright package")
-async_playwright = playwright_api.async_playwright
-expect = playwright_api.expect
-Locator = playwright_api.Locator
-Page = playwright_api.Page
 
 
 def free_port() -> int:
@@ -111,7 +106,6 @@ async def test_a_young_person_fills_the_questionnaire_in_the_browser(page: Page)
     await taps(young, "Orientation")
     # The toggle re-renders the buttons of the same message in place.
     await expect(young.get_by_role("button", name="☑️ Orientation")).to_have_count(1)
-    await young.get_by_role("button", name="Valider").focus()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     await page.screenshot(path=str(SCREENSHOT))
     await taps(young, "Valider")
@@ -128,3 +122,19 @@ async def test_a_young_person_fills_the_questionnaire_in_the_browser(page: Page)
     await bot_asks(young, "Tes réponses")
     await taps(young, "C'est bon, j'envoie")
     await bot_asks(young, "Merci")
+
+
+async def test_starting_over_empties_the_chats_and_the_bot_answers_again(page: Page) -> None:
+    young = page.locator("#pane-100001")
+    await young.get_by_role("button", name="Démarrer").click()
+    await taps(young, "Je cherche un·e mentor·e")
+    await bot_asks(young, "prénom")
+
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name="Recommencer").click()
+
+    await expect(young.locator(".message")).to_have_count(0)
+    await young.get_by_role("button", name="Démarrer").click()
+    # A fresh database: the bot greets a newcomer instead of resuming at the first name.
+    await bot_asks(young, "Qui êtes-vous")
+    await expect(young.locator(".message")).to_have_count(2)

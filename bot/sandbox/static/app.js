@@ -12,8 +12,8 @@
     coordinator: "Reçoit les profils de son association",
   };
   const EMPTY_TEXT = {
-    mentee: "Aucun message. Appuyez sur « Démarrer », comme dans Telegram.",
-    mentor: "Aucun message. Appuyez sur « Démarrer », comme dans Telegram.",
+    mentee: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
+    mentor: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
     coordinator: "Les profils envoyés à son association arriveront ici.",
   };
   // Tags the emulator rebuilds from Telegram entities; anything else is dropped, as a safety net.
@@ -227,10 +227,9 @@
     pane.empty.hidden = pane.items.size > 0;
   }
 
-  function scrollToEnd(pane, force) {
+  function isAtEnd(pane) {
     const list = pane.list;
-    const nearEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
-    if (force || nearEnd) list.scrollTop = list.scrollHeight;
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
   }
 
   // -- acting -----------------------------------------------------------------------------
@@ -301,11 +300,13 @@
       try {
         const data = await api(path, undefined, pane.abort.signal);
         if (generation !== state.generation) return;
+        // Follow the conversation unless the person scrolled up to read older messages.
+        const follows = isAtEnd(pane) || data.events.some((e) => !e.message.from_bot);
         for (const event of data.events) applyEvent(pane, event);
         pane.cursor = data.cursor;
         renderReplyKeyboard(pane, data.reply_keyboard);
         refreshEmpty(pane);
-        if (data.events.length) scrollToEnd(pane, data.events.some((e) => !e.message.from_bot));
+        if (follows) pane.list.scrollTop = pane.list.scrollHeight;
         if (failures) notice("");
         failures = 0;
       } catch (error) {
@@ -476,7 +477,7 @@
     select.value = language();
     select.addEventListener("change", () => {
       localStorage.setItem(LANGUAGE_KEY, select.value);
-      notice("La langue s'appliquera après « Recommencer ».");
+      notice("La langue s'appliquera après «\u00a0Recommencer\u00a0».");
     });
     $("#reset").addEventListener("click", (event) => reset(event.currentTarget));
 

@@ -1,0 +1,163 @@
+"""Queries of coordinators, invites and handoffs. Transitions are decided in `bot.handoffs`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    AssociationRecord,
+    Coordinator,
+    Handoff,
+    HandoffEvent,
+    Invite,
+    OutboxMessage,
+    Profile,
+)
+
+OPEN = ("proposed", "delivered")
+WAITING = ("proposed", "delivered", "taken")
+
+
+class CoordinatorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def of_association(self, association_id: int) -> list[Coordinator]:
+        result = await self._session.scalars(
+            select(Coordinator)
+            .where(Coordinator.association_id == association_id, Coordinator.active.is_(True))
+            .order_by(Coordinator.id)
+        )
+        return list(result)
+
+    async def of_person(self, telegram_id: int) -> list[Coordinator]:
+        """The active coordinator roles of a Telegram account (one per association)."""
+        result = await self._session.scalars(
+            select(Coordinator)
+            .where(Coordinator.telegram_id == telegram_id, Coordinator.active.is_(True))
+            .order_by(Coordinator.id)
+        )
+        return list(result)
+
+    async def find(self, association_id: int, telegram_id: int) -> Coordinator | None:
+        return await self._session.scalar(
+            select(Coordinator).where(
+                Coordinator.association_id == association_id,
+                Coordinator.telegram_id == telegram_id,
+            )
+        )
+
+    async def get(self, coordinator_id: int) -> Coordinator | None:
+        return await self._session.get(Coordinator, coordinator_id)
+
+    async def listing(self) -> list[tuple[Coordinator, str]]:
+        rows = await self._session.execute(
+            select(Coordinator, AssociationRecord.slug)
+            .join(AssociationRecord, AssociationRecord.id == Coordinator.association_id)
+            .order_by(AssociationRecord.slug, Coordinator.id)
+        )
+        return [(coordinator, str(slug)) for coordinator, slug in rows]
+
+    def add(self, coordinator: Coordinator) -> None:
+        self._session.add(coordinator)
+
+
+class InviteRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, invite: Invite) -> None:
+        self._session.add(invite)
+
+    async def by_hash(self, token_hash: str) -> Invite | None:
+        return await self._session.scalar(select(Invite).where(Invite.token_hash == token_hash))
+
+
+class HandoffRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, handoff: Handoff) -> Handoff:
+        self._session.add(handoff)
+        return handoff
+
+    async def get(self, handoff_id: int) -> Handoff | None:
+        return await self._session.get(Handoff, handoff_id)
+
+    def record(
+        self,
+        handoff: Handoff,
+        event: str,
+        at: datetime,
+        coordinator_id: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self._session.add(
+            HandoffEvent(
+                handoff_id=handoff.id,
+                event=event,
+                coordinator_id=coordinator_id,
+                detail=detail,
+                at=at,
+            )
+        )
+
+    async def events(self, handoff_id: int) -> list[HandoffEvent]:
+        result = await self._session.scalars(
+            select(HandoffEvent)
+            .where(HandoffEvent.handoff_id == handoff_id)
+            .order_by(HandoffEvent.id)
+        )
+        return list(result)
+
+    async def of_profile(self, profile_id: int) -> list[Handoff]:
+        result = await self._session.scalars(
+            select(Handoff).where(Handoff.profile_id == profile_id).order_by(Handoff.id)
+        )
+        return list(result)
+
+    async def of_profiles(self, profile_ids: list[int]) -> list[Handoff]:
+        if not profile_ids:
+            return []
+        result = await self._session.scalars(
+            select(Handoff).where(Handoff.profile_id.in_(profile_ids)).order_by(Handoff.id)
+        )
+        return list(result)
+
+    async def queue(self, association_id: int) -> list[tuple[Handoff, Profile]]:
+        """What waits for an association, oldest first: not taken yet, or taken but not contacted."""
+        rows = await self._session.execute(
+            select(Handoff, Profile)
+            .join(Profile, Profile.id == Handoff.profile_id)
+            .where(Handoff.association_id == association_id, Handoff.status.in_(WAITING))
+            .order_by(Handoff.created_at, Handoff.id)
+        )
+        return [(handoff, profile) for handoff, profile in rows]
+
+    async def waiting_counts(self) -> dict[int, int]:
+        rows = await self._session.execute(
+            select(Handoff.association_id, func.count())
+            .where(Handoff.status.in_(OPEN))
+            .group_by(Handoff.association_id)
+        )
+        return {int(association_id): int(count) for association_id, count in rows}
+
+    async def silent_since(self, moment: datetime, reminded: bool) -> list[Handoff]:
+        """Handoffs nobody took since `moment`: to remind (not reminded yet) or to re-route."""
+        query = select(Handoff).where(Handoff.status.in_(OPEN), Handoff.created_at <= moment)
+        if not reminded:
+            query = query.where(Handoff.reminded_at.is_(None))
+        result = await self._session.scalars(query.order_by(Handoff.id))
+        return list(result)
+
+    async def copies(self, handoff_id: int) -> list[OutboxMessage]:
+        """The coordinators' messages of a handoff, as delivered, to edit them later."""
+        result = await self._session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.dedup_key.like(f"handoff:{handoff_id}:%"))
+            .order_by(OutboxMessage.id)
+        )
+        return list(result)
