@@ -21,6 +21,7 @@ from conversations.model import (
 )
 
 CALLBACK_DATA_MAX_BYTES = 64
+_HANDOFF_ACTIONS = frozenset({"take", "decline", "contacted", "close"})
 _SEP = "|"
 
 
@@ -84,6 +85,35 @@ class KeepData:
     pass
 
 
+@dataclass(frozen=True)
+class ActOnHandoff:
+    """A coordinator's button on a contact card; authorised on the server, never trusted."""
+
+    handoff_id: int
+    action: str  # take, decline, contacted, close
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmJoin:
+    token: str
+
+
+@dataclass(frozen=True)
+class DeclineJoin:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowQueue:
+    pass
+
+
+@dataclass(frozen=True)
+class PauseAssociation:
+    paused: bool
+
+
 Action: TypeAlias = (
     Start
     | ChooseFlow
@@ -97,6 +127,11 @@ Action: TypeAlias = (
     | AskErase
     | ConfirmErase
     | KeepData
+    | ActOnHandoff
+    | ConfirmJoin
+    | DeclineJoin
+    | ShowQueue
+    | PauseAssociation
 )
 
 
@@ -118,6 +153,12 @@ def _encode(action: Action) -> str:
             return "z"
         case KeepData():
             return "k"
+        case ActOnHandoff(handoff_id, verb, reason):
+            return f"h{_SEP}{verb}{_SEP}{handoff_id}" + (f"{_SEP}{reason}" if reason else "")
+        case ConfirmJoin(token):
+            return f"j{_SEP}{token}"
+        case DeclineJoin():
+            return "jn"
         case Answer(ChoiceInput(step, value)):
             return f"s{_SEP}{step}{_SEP}{value}"
         case Answer(ToggleInput(step, value)):
@@ -147,6 +188,14 @@ def decode(data: str) -> Action | None:
             return ConfirmErase()
         case "k", []:
             return KeepData()
+        case "h", [verb, handoff_id] if handoff_id.isdigit() and verb in _HANDOFF_ACTIONS:
+            return ActOnHandoff(int(handoff_id), verb)
+        case "h", [verb, handoff_id, reason] if handoff_id.isdigit() and verb == "decline":
+            return ActOnHandoff(int(handoff_id), verb, reason)
+        case "j", [token]:
+            return ConfirmJoin(token)
+        case "jn", []:
+            return DeclineJoin()
         case "s", [step, value]:
             return Answer(ChoiceInput(step, value))
         case "t", [step, value]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -13,11 +13,14 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot.catalog import import_sample_if_empty
 from bot.dispatcher import Dispatcher
 from bot.handlers import Handlers
+from bot.handoffs import HandoffService
 from bot.i18n import LANGUAGES, Translator
 from bot.processor import PerChatUpdateProcessor
 from bot.render import Renderer
 from bot.services import Services
 from bot.settings import Settings
+from bot.webhooks import WebhookSender
+from conversations.handoff import SilenceRules
 from conversations.text import Text, _
 from storage.db import create_engine, session_factory
 from storage.uow import UnitOfWork
@@ -30,6 +33,7 @@ COMMANDS: tuple[tuple[str, Text], ...] = (
     ("cancel", _("Arrêter le questionnaire")),
     ("language", _("Changer de langue")),
     ("mydata", _("Voir mes données")),
+    ("queue", _("Coordinateurs : les contacts qui attendent")),
     ("delete", _("Effacer mes données")),
     ("help", _("Aide")),
 )
@@ -93,15 +97,30 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         .post_shutdown(post_shutdown)
         .build()
     )
+    handoffs = HandoffService(
+        translator,
+        settings.admin_telegram_ids,
+        SilenceRules(
+            remind_after=timedelta(hours=settings.handoff_reminder_hours),
+            reroute_after=timedelta(days=settings.handoff_reroute_days),
+        ),
+    )
     dispatcher = Dispatcher(
-        unit_of_work, application.bot, clock, translator, admins=settings.admin_telegram_ids
+        unit_of_work,
+        application.bot,
+        clock,
+        translator,
+        admins=settings.admin_telegram_ids,
+        on_sent=handoffs.on_delivered,
+        webhook_sender=WebhookSender(),
+        timers=lambda now: handoffs.run_timers(unit_of_work, now),
+        timer_seconds=settings.timer_seconds,
     )
-    services = Services(
-        unit_of_work, translator, admins=settings.admin_telegram_ids, on_outbox=dispatcher.wake
-    )
+    services = Services(unit_of_work, translator, handoffs, on_outbox=dispatcher.wake)
     Handlers(services, Renderer(translator), clock).register(application)
     # Tests and the sandbox reach the running parts through here.
     application.bot_data["dispatcher"] = dispatcher
     application.bot_data["services"] = services
     application.bot_data["unit_of_work"] = unit_of_work
+    application.bot_data["handoffs"] = handoffs
     return application

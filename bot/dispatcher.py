@@ -53,6 +53,10 @@ class Undeliverable(Exception):
 
 # A webhook sender (added by the handoff channel): raises Undeliverable or any error to retry.
 WebhookSender = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Called in the transaction that marks a message sent (a handoff becomes "delivered").
+OnSent = Callable[[UnitOfWork, dict[str, Any], datetime], Awaitable[None]]
+# The silence timers, run every `timer_seconds` by the same loop.
+Timers = Callable[[datetime], Awaitable[int]]
 
 
 class Dispatcher:
@@ -69,6 +73,9 @@ class Dispatcher:
         batch: int = 20,
         idle_seconds: float = 1.0,
         webhook_sender: WebhookSender | None = None,
+        on_sent: OnSent | None = None,
+        timers: Timers | None = None,
+        timer_seconds: float = 60.0,
     ) -> None:
         self._uow = unit_of_work
         self._bot = bot
@@ -80,6 +87,10 @@ class Dispatcher:
         self._batch = batch
         self._idle = idle_seconds
         self._webhook_sender = webhook_sender
+        self._on_sent = on_sent
+        self._timers = timers
+        self._timer_seconds = timer_seconds
+        self._timers_due = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -99,7 +110,16 @@ class Dispatcher:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            if self._timers is not None and loop.time() >= self._timers_due:
+                self._timers_due = loop.time() + self._timer_seconds
+                try:
+                    await self._timers(self._clock())
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("silence timers failed")
             try:
                 delivered = await self.deliver_due()
             except asyncio.CancelledError:
@@ -152,7 +172,7 @@ class Dispatcher:
         if message.channel == "webhook":
             if self._webhook_sender is None or message.url is None:
                 raise Undeliverable("no webhook sender configured")
-            await self._webhook_sender(message.url, payload["body"])
+            await self._webhook_sender(message.url, {**payload, "delivery": message.dedup_key})
             return None
         assert message.chat_id is not None
         markup = payload.get("reply_markup")
@@ -186,6 +206,8 @@ class Dispatcher:
             row.sent_message_id = sent_id
             row.claimed_until = None
             row.attempts = message.attempts + 1
+            if self._on_sent is not None:
+                await self._on_sent(uow, message.payload, self._clock())
             await uow.commit()
         log.info("outbox %s delivered (%s)", message.id, message.payload.get("kind"))
 

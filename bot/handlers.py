@@ -58,6 +58,9 @@ class Handlers:
             "cancel": lambda _update: actions.Cancel(),
             "mydata": lambda _update: actions.ShowMyData(),
             "delete": lambda _update: actions.AskErase(),
+            "queue": lambda _update: actions.ShowQueue(),
+            "pause": lambda _update: actions.PauseAssociation(paused=True),
+            "resume": lambda _update: actions.PauseAssociation(paused=False),
         }
         for name, decode in commands.items():
             application.add_handler(CommandHandler(name, self._command(decode), PRIVATE))
@@ -182,6 +185,7 @@ class Handlers:
             chat_id=chat.id,
             telegram_language=user.language_code,
             now=self._clock(),
+            first_name=user.first_name,
         )
         reply = await self._services.handle(sender, action)
         await self._show(update, context, reply)
@@ -213,6 +217,9 @@ class Handlers:
             if reply.in_place is not None:
                 markup = self._renderer.ask_markup(reply.language, reply.in_place)
                 await message.edit_reply_markup(reply_markup=markup)  # type: ignore[arg-type]
+            elif reply.reasons_for is not None:
+                markup = self._renderer.decline_reasons(reply.language, reply.reasons_for)
+                await message.edit_reply_markup(reply_markup=markup)
             elif reply.echo is not None:
                 text = self._renderer.echo(reply.language, message.text_html, reply.echo)
                 await message.edit_text(text, reply_markup=None)

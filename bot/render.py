@@ -12,10 +12,11 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 
-from bot.actions import Action, Answer, encode
+from bot.actions import Action, ActOnHandoff, Answer, encode
 from bot.i18n import Translator
 from bot.services import Notice, Screen
 from conversations.engine import Echo
+from conversations.handoff import DECLINE_REASONS
 from conversations.model import (
     Ask,
     BackInput,
@@ -152,6 +153,17 @@ class Renderer:
         """The pressed message, its answer appended, so the chat reads as a record of answers."""
         line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
         return _bounded(f"{original_html}\n\n{line}")
+
+    def decline_reasons(self, language: str, handoff_id: int) -> InlineKeyboardMarkup:
+        rows = [
+            [
+                self._button(
+                    self._t.plain(language, c.label), ActOnHandoff(handoff_id, "decline", c.value)
+                )
+            ]
+            for c in DECLINE_REASONS
+        ]
+        return InlineKeyboardMarkup(rows)
 
     def toast(self, language: str, text: Text) -> str:
         # answerCallbackQuery allows 200 characters.

@@ -18,32 +18,41 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.actions import (
     Action,
+    ActOnHandoff,
     Answer,
     AskErase,
     Cancel,
     ChooseFlow,
     ChooseLanguage,
     ConfirmErase,
+    ConfirmJoin,
+    DeclineJoin,
     Help,
     KeepData,
+    PauseAssociation,
     Restart,
     ShowLanguages,
     ShowMyData,
+    ShowQueue,
     Start,
 )
-from bot.catalog import associations_of
+from bot.handoffs import (
+    CANCEL,
+    INVITE_INVALID,
+    INVITE_PREFIX,
+    JOIN_CONFIRM,
+    JOIN_DECLINED,
+    JOIN_YES,
+    JOINED,
+    NOT_A_COORDINATOR,
+    HandoffService,
+)
 from bot.i18n import LANGUAGES, Translator, pick_language
 from conversations import engine
 from conversations.engine import Echo
 from conversations.flows import CONSENT_VERSION, FLOWS
 from conversations.geography import department_of
-from conversations.matching import (
-    AssociationLoad,
-    MatchResult,
-    facts_from_answers,
-    match,
-    week_window,
-)
+from conversations.matching import MatchResult
 from conversations.model import (
     SUMMARY,
     Ask,
@@ -101,6 +110,8 @@ class Reply:
     in_place: Ask | None = None
     # The step just answered was a phone number: the "share my number" keyboard must go.
     close_reply_keyboard: bool = False
+    # A coordinator asked to decline this handoff: show the reasons on the pressed message.
+    reasons_for: int | None = None
     duplicate: bool = False
 
 
@@ -113,6 +124,8 @@ class Sender:
     chat_id: int
     telegram_language: str | None
     now: datetime
+    # Kept only when the person joins as a coordinator (shown to colleagues and to contacts).
+    first_name: str = ""
 
 
 ALREADY_ANSWERED = _("Cette question a déjà une réponse 🙂")
@@ -166,9 +179,7 @@ NO_MATCH = {
         "et l'équipe du Collectif est prévenue pour trouver une solution."
     ),
 }
-NO_MATCH_ALERT = _("🔎 Profil sans association : %(gap)s")
-# The Collectif's staff read French.
-ADMIN_LANGUAGE = "fr"
+
 BECOME_MENTOR = _("Devenir mentor·e")
 ALREADY_IN_PROGRESS = _("Un questionnaire est déjà en cours : reprenons-le.")
 CANCELLED = _(
@@ -204,6 +215,10 @@ ERASE_NO = _("Non, garder")
 ERASED = _("C'est fait : toutes vos données ont été effacées. Au revoir, et merci !")
 KEPT = _("D'accord, rien n'a été effacé.")
 FORGED = _("Ce bouton n'est plus valable.")
+COORDINATOR_HELLO = _(
+    "Vous êtes coordinateur·rice : /queue pour les contacts qui attendent, /pause et /resume "
+    "pour arrêter ou reprendre les nouveaux contacts."
+)
 
 
 class Services:
@@ -211,12 +226,12 @@ class Services:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         translator: Translator,
-        admins: tuple[int, ...] = (),
+        handoffs: HandoffService,
         on_outbox: Callable[[], None] = lambda: None,
     ) -> None:
         self._uow = unit_of_work
         self._translator = translator
-        self._admins = admins
+        self._handoffs = handoffs
         # Wakes the outbox dispatcher after a commit that queued messages for others.
         self._on_outbox = on_outbox
 
@@ -258,8 +273,10 @@ class Services:
         language = pick_language(person.language, person.telegram_language)
         conversation = await uow.conversations.active_for(person)
         match action:
+            case Start(payload) if payload and payload.startswith(INVITE_PREFIX):
+                return await self._invited(uow, payload, sender.now, language)
             case Start(payload):
-                return self._start(uow, person, conversation, payload, language)
+                return await self._start(uow, person, conversation, payload, language)
             case ChooseFlow(flow):
                 return self._choose_flow(uow, person, conversation, sender, flow, language)
             case Answer(given):
@@ -287,14 +304,54 @@ class Services:
                 buttons = (Button(ERASE_YES, ConfirmErase()), Button(ERASE_NO, KeepData()))
                 return Reply(language, screens=(Notice(ASK_ERASE, buttons),))
             case ConfirmErase():
+                await self._handoffs.forget(uow, person, sender.now)
                 await uow.people.erase(person)
                 log.info("person erased their data")
                 return Reply(language, screens=(Notice(ERASED),), echo=ERASE_YES)
             case KeepData():
                 return Reply(language, screens=(Notice(KEPT),), echo=ERASE_NO)
+            case ActOnHandoff():
+                result = await self._handoffs.act(uow, sender.telegram_id, action, sender.now)
+                return Reply(language, toast=result.toast, reasons_for=result.reasons_for)
+            case ConfirmJoin(token):
+                record = await self._handoffs.join(
+                    uow, token, sender.telegram_id, sender.first_name, language, sender.now
+                )
+                if record is None:
+                    return Reply(language, screens=(Notice(INVITE_INVALID),), echo="—")
+                return Reply(
+                    language,
+                    screens=(Notice(JOINED.fmt(association=record.name)),),
+                    echo=JOIN_YES.fmt(association=record.name),
+                )
+            case DeclineJoin():
+                return Reply(language, screens=(Notice(JOIN_DECLINED),), echo=CANCEL)
+            case ShowQueue():
+                texts = await self._handoffs.queue(uow, sender.telegram_id, language)
+                return Reply(
+                    language, screens=tuple(Notice(t) for t in texts or [NOT_A_COORDINATOR])
+                )
+            case PauseAssociation(paused):
+                texts = await self._handoffs.set_paused(uow, sender.telegram_id, paused)
+                return Reply(
+                    language, screens=tuple(Notice(t) for t in texts or [NOT_A_COORDINATOR])
+                )
         return Reply(language, toast=FORGED)
 
-    def _start(
+    async def _invited(self, uow: UnitOfWork, token: str, now: datetime, language: str) -> Reply:
+        found = await self._handoffs.usable_invite(uow, token, now)
+        if found is None:
+            return Reply(language, screens=(Notice(INVITE_INVALID),))
+        _invite, record = found
+        buttons = (
+            Button(JOIN_YES.fmt(association=record.name), ConfirmJoin(token)),
+            Button(CANCEL, DeclineJoin()),
+        )
+        return Reply(
+            language, screens=(Notice(JOIN_CONFIRM.fmt(association=record.name), buttons),)
+        )
+
+    async def _start(
         self,
         uow: UnitOfWork,
         person: Person,
@@ -304,6 +361,11 @@ class Services:
     ) -> Reply:
         if payload and DEEP_LINK_PAYLOAD.match(payload):
             person.source = payload
+        roles = await uow.coordinators.of_person(person.telegram_id)
+        if roles and conversation is None:
+            return Reply(
+                language, screens=(Notice(COORDINATOR_HELLO), Notice(WELCOME, FLOW_BUTTONS))
+            )
         if conversation is not None:
             outcome = engine.current(
                 FLOWS[conversation.flow], uow.conversations.state_of(conversation)
@@ -420,21 +482,15 @@ class Services:
                     given_at=now,
                 )
             )
-        result = await self._match(uow, state, now)
+        result = await self._handoffs.route(uow, profile, now)
         profile.match = self._match_record(result, language)
         name = str(state.answers.get("first_name") or "")
         best = result.best
         uow.funnel.record(state.flow, None, "completed", now)
         if best is None:
-            profile.status = "waiting"
             uow.funnel.record(state.flow, None, "no_match", now, detail=profile.department)
-            await self._alert_admins(
-                uow, f"gap:{profile.id}", NO_MATCH_ALERT.fmt(gap=result.gap or ""), now
-            )
             log.info("profile %s submitted: flow=%s, no association fits", profile.id, state.flow)
             return Notice(NO_MATCH[state.flow].fmt(name=name))
-        profile.association_slug = best.association.slug
-        profile.status = "matched"
         log.info("profile %s matched to %s", profile.id, best.association.slug)
         association = best.association
         description = association.description_en if language == "en" else association.description_fr
@@ -447,14 +503,6 @@ class Services:
                 next=Lines(best.notes),
             )
         )
-
-    async def _match(self, uow: UnitOfWork, state: ConversationState, now: datetime) -> MatchResult:
-        associations = associations_of(await uow.catalog.records())
-        counts = await uow.profiles.weekly_counts(*week_window(now))
-        loads = {
-            slug: AssociationLoad(handed_off_this_week=count) for slug, count in counts.items()
-        }
-        return match(facts_from_answers(state.flow, state.answers), associations, loads)
 
     def _match_record(self, result: MatchResult, language: str) -> dict[str, object]:
         """The ranking as the person was told it, kept with the profile."""
@@ -469,16 +517,6 @@ class Services:
             ],
             "gap": self._translator.plain("fr", result.gap) if result.gap else None,
         }
-
-    async def _alert_admins(self, uow: UnitOfWork, key: str, text: Text, now: datetime) -> None:
-        rendered = self._translator.html(ADMIN_LANGUAGE, text)
-        for admin in self._admins:
-            await uow.outbox.enqueue(
-                f"{key}:{admin}",
-                now,
-                chat_id=admin,
-                payload={"kind": "admin_alert", "text": rendered},
-            )
 
     def _restart(
         self,

@@ -137,6 +137,15 @@ class HandoffRepository:
         )
         return [(handoff, profile) for handoff, profile in rows]
 
+    async def created_counts(self, start: datetime, end: datetime) -> dict[int, int]:
+        """Handoffs proposed to each association in [start, end): what weekly capacity counts."""
+        rows = await self._session.execute(
+            select(Handoff.association_id, func.count())
+            .where(Handoff.created_at >= start, Handoff.created_at < end)
+            .group_by(Handoff.association_id)
+        )
+        return {int(association_id): int(count) for association_id, count in rows}
+
     async def waiting_counts(self) -> dict[int, int]:
         rows = await self._session.execute(
             select(Handoff.association_id, func.count())

@@ -33,14 +33,19 @@ class OutboxRepository:
         chat_id: int | None = None,
         url: str | None = None,
         payload: dict[str, Any],
+        person_id: int | None = None,
     ) -> None:
-        """Queue one delivery; a second enqueue with the same key does nothing."""
+        """Queue one delivery; a second enqueue with the same key does nothing.
+
+        `person_id` marks a message that holds that person's data, for erasure.
+        """
         values = {
             "dedup_key": dedup_key,
             "channel": "telegram" if chat_id is not None else "webhook",
             "chat_id": chat_id,
             "url": url,
             "payload": payload,
+            "person_id": person_id,
             "status": PENDING,
             "attempts": 0,
             "next_attempt_at": now,
@@ -70,6 +75,29 @@ class OutboxRepository:
         for row in rows:
             row.claimed_until = now + lease
         return rows
+
+    async def supersede(self, key_prefix: str, now: datetime) -> None:
+        """Older pending edits of one message lose to the newer one: only the latest state shows."""
+        rows = await self._session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.dedup_key.like(f"{key_prefix}%"), OutboxMessage.status == PENDING
+            )
+        )
+        for row in rows:
+            row.status = DEAD
+            row.last_error = "superseded"
+
+    async def forget_person(self, person_id: int) -> None:
+        """Erasure: queued or sent messages about a person lose their text (it holds their data)."""
+        rows = await self._session.scalars(
+            select(OutboxMessage).where(OutboxMessage.person_id == person_id)
+        )
+        for row in rows:
+            row.person_id = None
+            if row.status == PENDING:
+                row.status = DEAD
+                row.last_error = "erased"
+            row.payload = {"kind": row.payload.get("kind"), "erased": True}
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         return await self._session.get(OutboxMessage, message_id)

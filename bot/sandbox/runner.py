@@ -103,12 +103,15 @@ class Sandbox:
         from bot.app import build_application
         from storage.migrate import upgrade_async
 
-        emulator = BotApiEmulator()
+        await upgrade_async(self._settings.database_url)
+        # The bot skips update ids it already handled, and the sandbox database outlives the
+        # process: a new emulator counting from 1 would see its first messages ignored.
+        last_update_id = await _last_handled_update_id(self._settings.database_url)
+        emulator = BotApiEmulator(first_update_id=last_update_id + 1)
         # Only the bot talks to the Bot API side: it stays on the loopback interface.
         await emulator.start("127.0.0.1", 0)
         self._emulator = emulator
         try:
-            await upgrade_async(self._settings.database_url)
             settings = self._settings.model_copy(
                 update={
                     "telegram_bot_token": SecretStr(SANDBOX_TOKEN),
@@ -146,6 +149,21 @@ class Sandbox:
         emulator, self._emulator = self._emulator, None
         if emulator is not None:
             await emulator.stop()
+
+
+async def _last_handled_update_id(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from storage.db import create_engine, session_factory
+    from storage.models import ProcessedUpdate
+
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session:
+            last = await session.scalar(select(func.max(ProcessedUpdate.update_id)))
+    finally:
+        await engine.dispose()
+    return int(last or 0)
 
 
 def _wipe_database(url: str) -> None:

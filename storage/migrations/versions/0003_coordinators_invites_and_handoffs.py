@@ -130,9 +130,16 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_handoff_events_handoff_id"), ["handoff_id"], unique=False
         )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("person_id", sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f("ix_outbox_person_id"), ["person_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_person_id"))
+        batch_op.drop_column("person_id")
+
     with op.batch_alter_table("handoff_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_handoff_events_handoff_id"))
 

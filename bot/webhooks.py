@@ -1,0 +1,47 @@
+"""Handoffs as signed JSON POSTs to an association's CRM (the webhook channel of the catalogue).
+
+The body is signed with HMAC-SHA256 and the association's secret, sent in `X-Mentorat-Signature`
+as `sha256=<hex>`; `X-Mentorat-Delivery` is the same on every retry, so a receiver can drop repeats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import aiohttp
+
+from bot.dispatcher import Undeliverable
+
+TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookSender:
+    async def __call__(self, url: str, payload: dict[str, Any]) -> None:
+        secret = payload.get("secret")
+        if not secret:
+            raise Undeliverable("webhook without a secret")
+        body = json.dumps(payload["body"], ensure_ascii=False, sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Mentorat-Signature": signature(str(secret), body),
+            "X-Mentorat-Event": str(payload["body"].get("event", "")),
+            "X-Mentorat-Delivery": str(payload.get("delivery", "")),
+            "User-Agent": "mentorat-bot",
+        }
+        async with (
+            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+            session.post(url, data=body, headers=headers) as response,
+        ):
+            if 200 <= response.status < 300:
+                return
+            if response.status in (408, 429) or response.status >= 500:
+                # The receiver may recover: the dispatcher retries with back-off.
+                raise OSError(f"webhook answered {response.status}")
+            raise Undeliverable(f"webhook answered {response.status}")

@@ -1,0 +1,102 @@
+"""Handoff rules: which transitions exist, who may make them, and when silence calls for action.
+
+proposed → delivered → taken → contacted → closed; declined(reason) and expired (silence) end a
+handoff and send the profile on to the next association. Pure: the clock is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from conversations.model import Choice
+from conversations.text import _
+
+
+class HandoffStatus(StrEnum):
+    PROPOSED = "proposed"
+    DELIVERED = "delivered"
+    TAKEN = "taken"
+    CONTACTED = "contacted"
+    CLOSED = "closed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    # The person erased their data: nothing more happens to this handoff.
+    ERASED = "erased"
+
+
+class HandoffAction(StrEnum):
+    DELIVER = "deliver"
+    TAKE = "take"
+    DECLINE = "decline"
+    CONTACTED = "contacted"
+    CLOSE = "close"
+    EXPIRE = "expire"
+    ERASE = "erase"
+
+
+S = HandoffStatus
+_TRANSITIONS: dict[HandoffAction, tuple[frozenset[HandoffStatus], HandoffStatus]] = {
+    HandoffAction.DELIVER: (frozenset({S.PROPOSED}), S.DELIVERED),
+    HandoffAction.TAKE: (frozenset({S.PROPOSED, S.DELIVERED}), S.TAKEN),
+    HandoffAction.DECLINE: (frozenset({S.PROPOSED, S.DELIVERED, S.TAKEN}), S.DECLINED),
+    HandoffAction.CONTACTED: (frozenset({S.TAKEN}), S.CONTACTED),
+    HandoffAction.CLOSE: (frozenset({S.TAKEN, S.CONTACTED}), S.CLOSED),
+    HandoffAction.EXPIRE: (frozenset({S.PROPOSED, S.DELIVERED}), S.EXPIRED),
+    HandoffAction.ERASE: (
+        frozenset({S.PROPOSED, S.DELIVERED, S.TAKEN, S.CONTACTED}),
+        S.ERASED,
+    ),
+}
+# After these the profile needs another association.
+REROUTING = frozenset({S.DECLINED, S.EXPIRED})
+# A coordinator may press these; the others happen by themselves.
+BY_COORDINATOR = frozenset(
+    {HandoffAction.TAKE, HandoffAction.DECLINE, HandoffAction.CONTACTED, HandoffAction.CLOSE}
+)
+
+DECLINE_REASONS = (
+    Choice("full", _("Complet")),
+    Choice("scope", _("Hors de notre champ")),
+    Choice("unreachable", _("Injoignable")),
+)
+
+
+def next_status(current: str, action: HandoffAction) -> HandoffStatus | None:
+    """The status after `action`, or None when the action makes no sense now (a double tap)."""
+    allowed, target = _TRANSITIONS[action]
+    try:
+        status = HandoffStatus(current)
+    except ValueError:
+        return None
+    return target if status in allowed else None
+
+
+def may_act(
+    action: HandoffAction,
+    status: str,
+    presser_is_coordinator: bool,
+    presser_took_it: bool,
+) -> bool:
+    """Coordinators of the handoff's association only; once taken, only the one who took it."""
+    if action not in BY_COORDINATOR or not presser_is_coordinator:
+        return False
+    return presser_took_it or status not in (S.TAKEN, S.CONTACTED)
+
+
+@dataclass(frozen=True)
+class SilenceRules:
+    remind_after: timedelta = timedelta(hours=48)
+    reroute_after: timedelta = timedelta(days=7)
+
+    def due(self, status: str, created_at: datetime, reminded: bool, now: datetime) -> str | None:
+        """ "reroute", "remind" or None for a handoff nobody took yet."""
+        if status not in (S.PROPOSED, S.DELIVERED):
+            return None
+        waited = now - created_at
+        if waited >= self.reroute_after:
+            return "reroute"
+        if waited >= self.remind_after and not reminded:
+            return "remind"
+        return None
