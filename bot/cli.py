@@ -1,4 +1,4 @@
-"""The `mentorat-bot` command: run the bot, migrate the database, manage the catalogue."""
+"""The `mentorat-bot` command: run the bot, migrate, manage the catalogue and the coordinators."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -52,6 +52,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dry-run", action="store_true", help="say what would change, change nothing"
     )
     catalog.add_parser("list", help="the associations in the database")
+    coordinator = commands.add_parser(
+        "coordinator", help="the coordinators who receive an association's contacts"
+    ).add_subparsers(dest="coordinator_command", required=True)
+    inviting = coordinator.add_parser("invite", help="print a single-use invite link")
+    inviting.add_argument("association", help="the association's slug (see: catalog list)")
+    inviting.add_argument(
+        "--expires", default="7d", type=_duration, help="how long the link works: 7d, 48h, 30m"
+    )
+    coordinator.add_parser("list", help="every coordinator, by association")
+    removing = coordinator.add_parser("remove", help="stop sending contacts to a coordinator")
+    removing.add_argument("association")
+    removing.add_argument("telegram_id", type=int)
     args = parser.parse_args(argv)
 
     try:
@@ -70,7 +82,105 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.catalog_command == "import":
             return asyncio.run(catalog_import(settings, args.file, args.dry_run))
         return asyncio.run(catalog_list(settings))
+    if args.command == "coordinator":
+        upgrade(settings.database_url)
+        if args.coordinator_command == "invite":
+            return asyncio.run(coordinator_invite(settings, args.association, args.expires))
+        if args.coordinator_command == "remove":
+            return asyncio.run(coordinator_remove(settings, args.association, args.telegram_id))
+        return asyncio.run(coordinator_list(settings))
     return run(settings)
+
+
+def _duration(text: str) -> timedelta:
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: write 7d, 48h or 30m")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+async def coordinator_invite(settings: Settings, slug: str, valid_for: timedelta) -> int:
+    from bot.handoffs import HandoffService
+    from bot.i18n import Translator
+    from conversations.handoff import SilenceRules
+
+    now = datetime.now(UTC)
+    async with _database(settings) as unit_of_work:
+        await _catalog_ready(unit_of_work, settings, now)
+        async with unit_of_work() as uow:
+            record = await uow.catalog.by_slug(slug)
+            if record is None:
+                print(
+                    f"mentorat-bot: no association {slug!r} (see: mentorat-bot catalog list)",
+                    file=sys.stderr,
+                )
+                return 1
+            service = HandoffService(Translator(), (), SilenceRules())
+            token = await service.invite(uow, record, now, valid_for)
+            await uow.commit()
+            name = record.name
+    username = await _bot_username(settings)
+    expires = (now + valid_for).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"Invite for {name} (single use, until {expires}):")
+    print(f"https://t.me/{username or '<bot username>'}?start={token}")
+    if username is None:
+        print(f"(no TELEGRAM_BOT_TOKEN: replace <bot username>, or send /start {token} to the bot)")
+    return 0
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.telegram_bot_token is None:
+        return None
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    try:
+        async with Bot(
+            settings.telegram_bot_token.get_secret_value(), base_url=settings.telegram_api_base_url
+        ) as bot:
+            return bot.username
+    except (TelegramError, OSError):
+        return None
+
+
+async def coordinator_list(settings: Settings) -> int:
+    async with _database(settings) as unit_of_work, unit_of_work() as uow:
+        listing = await uow.coordinators.listing()
+    if not listing:
+        print("no coordinator yet: mentorat-bot coordinator invite <association>")
+    for coordinator, slug in listing:
+        state = "active" if coordinator.active else "removed"
+        joined = coordinator.joined_at.strftime("%Y-%m-%d")
+        print(
+            f"{slug:<26} {coordinator.telegram_id:>12}  {coordinator.first_name:<20} {state:<8} joined {joined}"
+        )
+    return 0
+
+
+async def coordinator_remove(settings: Settings, slug: str, telegram_id: int) -> int:
+    async with _database(settings) as unit_of_work, unit_of_work() as uow:
+        record = await uow.catalog.by_slug(slug)
+        coordinator = await uow.coordinators.find(record.id, telegram_id) if record else None
+        if coordinator is None or not coordinator.active:
+            print(
+                f"mentorat-bot: {telegram_id} is not an active coordinator of {slug!r}",
+                file=sys.stderr,
+            )
+            return 1
+        coordinator.active = False
+        coordinator.removed_at = datetime.now(UTC)
+        await uow.commit()
+    print(f"{telegram_id} no longer receives the contacts of {slug}")
+    return 0
+
+
+async def _catalog_ready(
+    unit_of_work: Callable[[], UnitOfWork], settings: Settings, now: datetime
+) -> None:
+    """An invite on a fresh database needs the associations the bot would import at start."""
+    from bot.catalog import import_sample_if_empty
+
+    await import_sample_if_empty(unit_of_work, now, settings.catalog_path)
 
 
 async def catalog_import(settings: Settings, path: Path, dry_run: bool) -> int:

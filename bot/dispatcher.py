@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm.exc import StaleDataError
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -206,10 +207,18 @@ class Dispatcher:
             row.sent_message_id = sent_id
             row.claimed_until = None
             row.attempts = message.attempts + 1
-            if self._on_sent is not None:
-                await self._on_sent(uow, message.payload, self._clock())
             await uow.commit()
         log.info("outbox %s delivered (%s)", message.id, message.payload.get("kind"))
+        if self._on_sent is not None:
+            # Separate from marking it sent: a conflict here must never cause a second send.
+            for _attempt in range(3):
+                try:
+                    async with self._uow() as uow:
+                        await self._on_sent(uow, message.payload, self._clock())
+                        await uow.commit()
+                    break
+                except StaleDataError:
+                    continue
 
     async def _retry(
         self, message: Claimed, wait: timedelta, reason: str, count: bool = True

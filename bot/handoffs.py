@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm.exc import StaleDataError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.actions import ActOnHandoff, encode
@@ -538,50 +539,67 @@ class HandoffService:
                 )
             ]
         for handoff_id in to_check:
-            async with unit_of_work() as uow:
-                handoff = await uow.handoffs.get(handoff_id)
-                if handoff is None:
+            for _attempt in range(3):
+                try:
+                    handled += await self._silence(unit_of_work, handoff_id, now)
+                    break
+                except StaleDataError:
+                    # A coordinator acted at that very moment: read the handoff again.
                     continue
-                due = self._rules.due(
-                    handoff.status, handoff.created_at, handoff.reminded_at is not None, now
-                )
-                if due is None:
-                    continue
-                record = await uow.session.get(AssociationRecord, handoff.association_id)
-                profile = await uow.session.get(Profile, handoff.profile_id)
-                assert record is not None
-                assert profile is not None
-                if due == "remind":
-                    handoff.reminded_at = now
-                    uow.handoffs.record(handoff, "reminded", now)
-                    hours = int(self._rules.remind_after.total_seconds() // 3600)
-                    for coordinator in await uow.coordinators.of_association(record.id):
-                        await uow.outbox.enqueue(
-                            f"remind:{handoff.id}:{coordinator.id}",
-                            now,
-                            chat_id=coordinator.telegram_id,
-                            payload={
-                                "kind": "reminder",
-                                "text": self._t.html(
-                                    coordinator.language, REMINDER.fmt(id=handoff.id, hours=hours)
-                                ),
-                            },
-                        )
-                else:
-                    self._move(uow, handoff, HandoffStatus.EXPIRED, now)
-                    await self._after_move(uow, handoff, record, profile, now)
-                log.info("handoff %s: %s", handoff.id, due)
-                await uow.commit()
-                handled += 1
         return handled
+
+    async def _silence(
+        self, unit_of_work: Callable[[], UnitOfWork], handoff_id: int, now: datetime
+    ) -> int:
+        async with unit_of_work() as uow:
+            handoff = await uow.handoffs.get(handoff_id)
+            if handoff is None:
+                return 0
+            due = self._rules.due(
+                handoff.status, handoff.created_at, handoff.reminded_at is not None, now
+            )
+            if due is None:
+                return 0
+            record = await uow.session.get(AssociationRecord, handoff.association_id)
+            profile = await uow.session.get(Profile, handoff.profile_id)
+            assert record is not None
+            assert profile is not None
+            if due == "remind":
+                handoff.reminded_at = now
+                uow.handoffs.record(handoff, "reminded", now)
+                hours = int(self._rules.remind_after.total_seconds() // 3600)
+                for coordinator in await uow.coordinators.of_association(record.id):
+                    await uow.outbox.enqueue(
+                        f"remind:{handoff.id}:{coordinator.id}",
+                        now,
+                        chat_id=coordinator.telegram_id,
+                        payload={
+                            "kind": "reminder",
+                            "text": self._t.html(
+                                coordinator.language, REMINDER.fmt(id=handoff.id, hours=hours)
+                            ),
+                        },
+                    )
+            else:
+                self._move(uow, handoff, HandoffStatus.EXPIRED, now)
+                await self._after_move(uow, handoff, record, profile, now)
+            log.info("handoff %s: %s", handoff.id, due)
+            await uow.commit()
+            return 1
 
     async def on_delivered(self, uow: UnitOfWork, payload: dict[str, Any], now: datetime) -> None:
         """The dispatcher delivered a card or a webhook: the handoff is now delivered."""
         if payload.get("kind") not in ("handoff", "handoff_webhook"):
             return
         handoff = await uow.handoffs.get(int(payload["handoff_id"]))
-        if handoff is not None and next_status(handoff.status, HandoffAction.DELIVER):
+        if handoff is None or handoff.delivered_at is not None:
+            return
+        if next_status(handoff.status, HandoffAction.DELIVER):
             self._move(uow, handoff, HandoffStatus.DELIVERED, now)
+        else:
+            # Taken before the dispatcher recorded the delivery: keep the time, not the status.
+            handoff.delivered_at = now
+            uow.handoffs.record(handoff, "delivered", now)
 
     # --- erasure -------------------------------------------------------------------------
 

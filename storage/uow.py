@@ -59,10 +59,11 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # Closing without a commit rolls the transaction back; unlike rollback(), it leaves what
+        # was read readable after the block (objects are detached, not expired).
         try:
-            await self.session.rollback()
-        finally:
             await self.session.close()
+        finally:
             self._session = None
 
     async def commit(self) -> None:

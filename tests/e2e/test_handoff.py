@@ -1,0 +1,411 @@
+"""Handoffs end to end: coordinators join, receive each contact at once, take or decline it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.handoffs import HandoffService
+from bot.sandbox.emulator import BotApiEmulator, EmulatedUser
+from storage.models import Handoff, HandoffEvent
+from storage.uow import UnitOfWork
+from tests.e2e.conftest import Chat, settings_for
+from tests.e2e.test_questionnaire import sign_up_as_17_year_old_in_saint_denis, stored_profiles
+
+# The 17-year-old of Saint-Denis goes to Proxité first, then to Télémaque (sample catalogue).
+FIRST, SECOND = "proxite", "telemaque"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def app(
+    emulator: BotApiEmulator, sqlite_url: str, clock: Clock
+) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    settings = settings_for(emulator, sqlite_url).model_copy(update={"admin_telegram_ids": (999,)})
+    application = build_application(settings, clock=clock)
+    async with application:
+        assert application.post_init is not None
+        await application.post_init(application)
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+        yield application
+        await application.updater.stop()
+        await application.stop()
+        assert application.post_stop is not None
+        await application.post_stop(application)
+
+
+def parts(app: Application) -> tuple[Callable[[], UnitOfWork], HandoffService]:  # type: ignore[type-arg]
+    return app.bot_data["unit_of_work"], app.bot_data["handoffs"]
+
+
+async def invite(app: Application, slug: str, valid_for: timedelta = timedelta(days=7)) -> str:  # type: ignore[type-arg]
+    unit_of_work, handoffs = parts(app)
+    async with unit_of_work() as uow:
+        record = await uow.catalog.by_slug(slug)
+        assert record is not None
+        token = await handoffs.invite(uow, record, datetime.now(UTC), valid_for)
+        await uow.commit()
+    return token
+
+
+async def join(
+    app: Application, emulator: BotApiEmulator, user_id: int, name: str, slug: str
+) -> Chat:  # type: ignore[type-arg]
+    coordinator = Chat(emulator.user(user_id, name))
+    token = await invite(app, slug)
+    confirm = await coordinator.starts(token)
+    assert "coordinateur" in (confirm.text or "")
+    welcome = await coordinator.taps("Oui, je rejoins", expect="Bienvenue")
+    assert "/queue" in (welcome.text or "")
+    return coordinator
+
+
+async def complete_sign_up(person: Callable[..., Chat], user_id: int = 4242) -> Chat:
+    young = person(user_id, "Inès")
+    young.user.phone_number = "+33612345678"
+    await sign_up_as_17_year_old_in_saint_denis(young)
+    await young.taps("C'est bon", expect="Merci")
+    return young
+
+
+async def card_of(coordinator: Chat) -> Any:
+    return await coordinator.user.wait_for_message(lambda m: "Nouveau contact" in (m.text or ""))
+
+
+async def handoffs_in_db(app: Application) -> list[Handoff]:  # type: ignore[type-arg]
+    unit_of_work, _ = parts(app)
+    async with unit_of_work() as uow:
+        return list(await uow.session.scalars(select(Handoff).order_by(Handoff.id)))
+
+
+async def toast_on(user: EmulatedUser, message_id: int) -> Any:
+    while True:
+        toast = await user.next_toast()
+        if toast.message_id == message_id:
+            return toast
+
+
+def press(user: EmulatedUser, message_id: int, label: str) -> None:
+    message = next(m for m in user.messages if m.message_id == message_id)
+    full = next(text for text in message.button_texts if label in text)
+    user.press(full, message_id=message_id)
+
+
+async def test_a_coordinator_receives_the_contact_takes_it_and_the_young_person_is_told(
+    app: Application,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],  # type: ignore[type-arg]
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    text = card.text or ""
+    for expected in (
+        "Inès",
+        "17",
+        "93200",
+        "93",
+        "Lycée professionnel",
+        "+33612345678",
+        "Orientation",
+    ):
+        assert expected in text
+    assert "Accord pour être contacté·e donné le" in text
+    press(camille.user, card.message_id, "Je m'en occupe")
+    told = await young.reads(expect="Bonne nouvelle")
+    assert "Camille" in (told.text or "")
+    assert "Proxité" in (told.text or "")
+    edited = await camille.user.next_edit(message_id=card.message_id)
+    assert "Vous vous en occupez" in (edited.text or "")
+    assert any("Contact établi" in label for label in edited.button_texts)
+    [handoff] = await handoffs_in_db(app)
+    assert handoff.status == "taken"
+    press(camille.user, card.message_id, "Contact établi")
+    edited = await camille.user.next_edit(message_id=card.message_id)
+    assert any("Clore" in label for label in edited.button_texts)
+    press(camille.user, card.message_id, "Clore")
+    edited = await camille.user.next_edit(message_id=card.message_id)
+    assert edited.button_texts == []
+    [handoff] = await handoffs_in_db(app)
+    assert handoff.status == "closed"
+    unit_of_work, _ = parts(app)
+    async with unit_of_work() as uow:
+        events = await uow.session.scalars(
+            select(HandoffEvent.event)
+            .where(HandoffEvent.handoff_id == handoff.id)
+            .order_by(HandoffEvent.id)
+        )
+        recorded = list(events)
+    # The delivery is recorded by the dispatcher, possibly after a quick take.
+    assert "delivered" in recorded
+    assert [e for e in recorded if e != "delivered"] == ["proposed", "taken", "contacted", "closed"]
+
+
+async def test_two_coordinators_pressing_take_at_once_exactly_one_wins(
+    app: Application,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],  # type: ignore[type-arg]
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    karim = await join(app, emulator, 900002, "Karim", FIRST)
+    young = await complete_sign_up(person)
+    cards = [await card_of(camille), await card_of(karim)]
+    press(camille.user, cards[0].message_id, "Je m'en occupe")
+    press(karim.user, cards[1].message_id, "Je m'en occupe")
+    await young.reads(expect="Bonne nouvelle")
+    [handoff] = await handoffs_in_db(app)
+    assert handoff.status == "taken"
+    winner, loser = (
+        (camille, karim) if "Camille" in (young.user.last_message.text or "") else (karim, camille)
+    )  # type: ignore[union-attr]
+    loser_card = next(m for m in loser.user.messages if "Nouveau contact" in (m.text or ""))
+    edited = await loser.user.next_edit(message_id=loser_card.message_id)
+    assert f"Pris en charge par {winner.user.first_name}" in (edited.text or "")
+    assert edited.button_texts == []
+    toast = await toast_on(loser.user, loser_card.message_id)
+    assert toast.text is not None
+    assert "Déjà pris" in toast.text or "déjà changé" in toast.text
+    told = [m for m in young.user.messages if "Bonne nouvelle" in (m.text or "")]
+    assert len(told) == 1
+
+
+async def test_a_decline_goes_to_the_next_association_whose_coordinator_receives_it(
+    app: Application,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],  # type: ignore[type-arg]
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    yanis = await join(app, emulator, 900003, "Yanis", SECOND)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    press(camille.user, card.message_id, "Refuser")
+    reasons = await camille.user.next_edit(message_id=card.message_id)
+    assert "Complet" in reasons.button_texts
+    press(camille.user, card.message_id, "Complet")
+    second_card = await card_of(yanis)
+    assert "Télémaque" in (second_card.text or "")
+    told = await young.reads(expect="Du nouveau")
+    assert "Télémaque" in (told.text or "")
+    first, second = await handoffs_in_db(app)
+    assert (first.status, first.decline_reason) == ("declined", "full")
+    assert second.status in ("proposed", "delivered")
+    [profile] = (
+        await stored_profiles(app.bot_data["settings_url"])
+        if "settings_url" in app.bot_data
+        else [None]
+    )
+    del profile
+
+
+async def test_forged_presses_by_another_association_or_a_stranger_change_nothing(
+    app: Application,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],  # type: ignore[type-arg]
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    other = await join(app, emulator, 900004, "Léo", SECOND)
+    stranger = Chat(emulator.user(900005, "Eve"))
+    await stranger.starts()
+    await complete_sign_up(person)
+    card = await card_of(camille)
+    [handoff] = await handoffs_in_db(app)
+    for intruder in (other, stranger):
+        # Someone who never received the card replays its callback data on their own message.
+        own = intruder.user.messages[-1]
+        emulator._push_callback_query(intruder.user, own, f"h|take|{handoff.id}")
+        toast = (
+            await intruder.user.wait_for_message(lambda m: False, timeout=0.01) if False else None
+        )
+        del toast
+    await asyncio.sleep(0.5)
+    [handoff] = await handoffs_in_db(app)
+    assert handoff.status in ("proposed", "delivered")
+    assert handoff.taken_by is None
+    assert card.button_texts  # Camille's card still offers the buttons
+
+
+async def test_silence_reminds_the_coordinators_once_then_reroutes_once(
+    app: Application,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+    clock: Clock,  # type: ignore[type-arg]
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    yanis = await join(app, emulator, 900003, "Yanis", SECOND)
+    young = await complete_sign_up(person)
+    await card_of(camille)
+    unit_of_work, handoffs = parts(app)
+    clock.offset = timedelta(hours=49)
+    assert await handoffs.run_timers(unit_of_work, clock()) == 1
+    assert await handoffs.run_timers(unit_of_work, clock()) == 0
+    reminder = await camille.user.wait_for_message(lambda m: "⏰" in (m.text or ""))
+    assert "48" in (reminder.text or "")
+    clock.offset = timedelta(days=7, hours=1)
+    assert await handoffs.run_timers(unit_of_work, clock()) == 1
+    assert await handoffs.run_timers(unit_of_work, clock()) == 0
+    await card_of(yanis)
+    await young.reads(expect="Du nouveau")
+    first, second = await handoffs_in_db(app)
+    assert first.status == "expired"
+    assert second.status in ("proposed", "delivered")
+    reminders = [m for m in camille.user.messages if "⏰" in (m.text or "")]
+    assert len(reminders) == 1
+
+
+async def test_an_invite_works_once_and_never_after_it_expires(
+    app: Application,
+    emulator: BotApiEmulator,  # type: ignore[type-arg]
+) -> None:
+    token = await invite(app, FIRST)
+    first = Chat(emulator.user(900010, "Camille"))
+    await first.starts(token)
+    await first.taps("Oui, je rejoins", expect="Bienvenue")
+    second = Chat(emulator.user(900011, "Mallory"))
+    refused = await second.starts(token)
+    assert "n'est plus valable" in (refused.text or "")
+    expired = await invite(app, FIRST, valid_for=timedelta(seconds=-1))
+    third = Chat(emulator.user(900012, "Trudy"))
+    refused = await third.starts(expired)
+    assert "n'est plus valable" in (refused.text or "")
+    queue = Chat(emulator.user(900012, "Trudy"))
+    queue.user.send_command("queue")
+    assert "réservée aux coordinateurs" in ((await queue.reads(expect="réservée")).text or "")
+
+
+async def test_queue_lists_waiting_contacts_and_pause_stops_new_ones(
+    app: Application,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],  # type: ignore[type-arg]
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    await complete_sign_up(person)
+    await card_of(camille)
+    camille.user.send_command("queue")
+    queue = await camille.reads(expect="en attente")
+    assert "Inès" in (queue.text or "")
+    assert "à prendre" in (queue.text or "")
+    camille.user.send_command("pause")
+    assert "en pause" in ((await camille.reads(expect="pause")).text or "")
+    await complete_sign_up(person, user_id=4343)
+    first, second = await handoffs_in_db(app)
+    assert second.association_id != first.association_id
+
+
+async def test_erasing_their_data_tells_the_association_and_scrubs_its_card(
+    app: Application,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],  # type: ignore[type-arg]
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    young.user.send_command("delete")
+    await young.reads(expect="effacer")
+    await young.taps("Oui, tout effacer", expect="effacées")
+    scrubbed = await camille.user.next_edit(message_id=card.message_id)
+    assert "Inès" not in (scrubbed.text or "")
+    assert "+33612345678" not in (scrubbed.text or "")
+    notice = await camille.user.wait_for_message(lambda m: "a effacé ses données" in (m.text or ""))
+    assert "Inès" not in (notice.text or "")
+
+
+class Receiver:
+    """An association's CRM: checks the signature, answers 500 once, then 200."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.received: list[dict[str, Any]] = []
+        self.deliveries: list[str] = []
+        self.failures_left = 1
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-Mentorat-Signature", "")):
+            return web.Response(status=401)
+        self.deliveries.append(request.headers["X-Mentorat-Delivery"])
+        if self.failures_left:
+            self.failures_left -= 1
+            return web.Response(status=500)
+        self.received.append(json.loads(body))
+        self.arrived.set()
+        return web.Response(status=204)
+
+
+async def test_a_webhook_receives_each_signed_handoff_once_even_after_answering_500(
+    emulator: BotApiEmulator, sqlite_url: str, person: Callable[..., Chat], clock: Clock
+) -> None:
+    receiver = Receiver("a-secret-of-sixteen-chars")
+    server = web.Application()
+    server.router.add_post("/crm", receiver.handle)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = settings_for(emulator, sqlite_url)
+    application = build_application(settings, clock=clock)
+    try:
+        async with application:
+            assert application.post_init is not None
+            await application.post_init(application)
+            unit_of_work, _ = parts(application)
+            async with unit_of_work() as uow:
+                record = await uow.catalog.by_slug(FIRST)
+                assert record is not None
+                record.entry = {
+                    **record.entry,
+                    "handoff": {
+                        "telegram": True,
+                        "webhook_url": f"http://127.0.0.1:{port}/crm",
+                        "webhook_secret": receiver.secret,
+                    },
+                }
+                await uow.commit()
+            await application.start()
+            assert application.updater is not None
+            await application.updater.start_polling(poll_interval=0.0, timeout=1)
+            await complete_sign_up(person)
+            await asyncio.sleep(0.5)  # the first attempt got a 500
+            clock.offset = timedelta(seconds=5)  # past the back-off
+            application.bot_data["dispatcher"].wake()
+            await asyncio.wait_for(receiver.arrived.wait(), timeout=10)
+            await asyncio.sleep(0.5)
+            assert len(receiver.received) == 1
+            body = receiver.received[0]
+            assert body["event"] == "handoff.proposed"
+            assert body["association"] == FIRST
+            assert body["profile"]["answers"]["first_name"] == "Inès"
+            assert len(set(receiver.deliveries)) == 1  # the retry carried the same delivery id
+            await application.updater.stop()
+            await application.stop()
+            assert application.post_stop is not None
+            await application.post_stop(application)
+    finally:
+        await runner.cleanup()
