@@ -115,6 +115,7 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         webhook_sender=WebhookSender(),
         timers=lambda now: handoffs.run_timers(unit_of_work, now),
         timer_seconds=settings.timer_seconds,
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
     services = Services(unit_of_work, translator, handoffs, on_outbox=dispatcher.wake)
     Handlers(services, Renderer(translator), clock).register(application)

@@ -26,8 +26,10 @@ class Settings(BaseSettings):
     # Silence: coordinators are reminded, then the contact goes to the next association.
     handoff_reminder_hours: float = Field(default=48, gt=0)
     handoff_reroute_days: float = Field(default=7, gt=0)
-    # How often the silence timers and the outbox retry schedule are checked.
+    # How often the silence timers are checked.
     timer_seconds: float = Field(default=60, gt=0)
+    # A dispatcher that dies mid-send leaves its messages to another after this long.
+    outbox_lease_seconds: float = Field(default=60, gt=0)
     # Updates of different chats handled at once; one chat's updates are always in order.
     max_concurrent_updates: int = Field(default=64, ge=1, le=1024)
 

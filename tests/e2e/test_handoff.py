@@ -401,3 +401,25 @@ async def test_a_webhook_receives_each_signed_handoff_once_even_after_answering_
             await application.post_stop(application)
     finally:
         await runner.cleanup()
+
+
+async def test_a_card_refused_with_500_then_429_reaches_the_coordinator_exactly_once(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+    clock: Clock,
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    emulator.faults.add(method="sendMessage", status=500, chat_id=camille.user.id)
+    emulator.faults.add(method="sendMessage", status=429, retry_after=1, chat_id=camille.user.id)
+    await complete_sign_up(person)
+    await emulator.wait_for_call("sendMessage", chat_id=camille.user.id)  # the 500
+    clock.offset = timedelta(seconds=10)  # past the back-off
+    app.bot_data["dispatcher"].wake()
+    await card_of(camille)
+    await asyncio.sleep(1.5)
+    cards = [m for m in camille.user.messages if "Nouveau contact" in (m.text or "")]
+    assert len(cards) == 1
+    statuses = [r.status for r in emulator.calls("sendMessage", chat_id=camille.user.id)]
+    assert statuses.count(500) == 1
+    assert statuses.count(429) == 1

@@ -25,6 +25,8 @@ async def start_bot_process(
         "TELEGRAM_API_BASE_URL": emulator.base_url,
         "DATABASE_URL": database_url,
         "LOG_LEVEL": "WARNING",
+        # A dispatcher killed mid-send frees its messages after this lease (60 s in production).
+        "OUTBOX_LEASE_SECONDS": "2",
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -107,3 +109,51 @@ async def test_without_a_token_the_bot_explains_in_one_line_and_exits_non_zero(
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1
     assert "TELEGRAM_BOT_TOKEN" in lines[0]
+
+
+async def test_a_handoff_committed_but_not_sent_before_a_kill_is_sent_once_after_restart(
+    emulator: BotApiEmulator, person: Callable[..., Chat], sqlite_url: str, tmp_path: Path
+) -> None:
+    from tests.e2e.test_questionnaire import sign_up_as_17_year_old_in_saint_denis
+
+    env = {**os.environ, "DATABASE_URL": sqlite_url}
+    invite = subprocess.run(
+        [sys.executable, "-m", "bot", "coordinator", "invite", "proxite"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    token = invite.stdout.split("start=")[1].split()[0]
+    process = await start_bot_process(emulator, sqlite_url, tmp_path)
+    coordinator = Chat(emulator.user(900001, "Camille"))
+    try:
+        await coordinator.starts(token, expect="coordinateur")
+        await coordinator.taps("Oui, je rejoins", expect="Bienvenue")
+        # Telegram is down for the coordinator: the card is committed, never sent.
+        emulator.faults.add(
+            method="sendMessage", status=500, chat_id=coordinator.user.id, times=None
+        )
+        young = person(4242, "Inès")
+        young.user.phone_number = "+33612345678"
+        await sign_up_as_17_year_old_in_saint_denis(young)
+        await young.taps("C'est bon", expect="Merci")
+        await emulator.wait_for_call("sendMessage", chat_id=coordinator.user.id)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    emulator.faults.clear()
+    process = await start_bot_process(emulator, sqlite_url, tmp_path)
+    try:
+        card = await coordinator.user.wait_for_message(
+            lambda m: "Nouveau contact" in (m.text or ""), timeout=30
+        )
+        assert "Inès" in (card.text or "")
+        await asyncio.sleep(2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    cards = [m for m in coordinator.user.messages if "Nouveau contact" in (m.text or "")]
+    assert len(cards) == 1
