@@ -117,16 +117,19 @@ async def test_a_handoff_committed_but_not_sent_before_a_kill_is_sent_once_after
     from tests.e2e.test_questionnaire import sign_up_as_17_year_old_in_saint_denis
 
     env = {**os.environ, "DATABASE_URL": sqlite_url}
-    invite = subprocess.run(
-        [sys.executable, "-m", "bot", "coordinator", "invite", "proxite"],
+    inviting = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "coordinator",
+        "invite",
+        "proxite",
         env=env,
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+        stdout=asyncio.subprocess.PIPE,
     )
-    token = invite.stdout.split("start=")[1].split()[0]
+    printed, _ = await inviting.communicate()
+    token = printed.decode().split("start=")[1].split()[0]
     process = await start_bot_process(emulator, sqlite_url, tmp_path)
     coordinator = Chat(emulator.user(900001, "Camille"))
     try:
