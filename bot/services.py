@@ -132,7 +132,7 @@ ALREADY_ANSWERED = _("Cette question a déjà une réponse 🙂")
 WELCOME = _(
     "Bonjour ! 👋 Je suis le bot du <b>Collectif Mentorat</b>.\n\n"
     "En quelques questions, je mets en relation les jeunes de 5 à 30 ans et les futur·es "
-    "mentors avec l'association du Collectif qui leur correspond.\n\nQui êtes-vous ?"
+    "mentor·es avec l'association du Collectif qui leur correspond.\n\nQui êtes-vous ?"
 )
 WELCOME_BACK = _("Rebonjour ! On reprend là où on s'était arrêté.")
 FLOW_BUTTONS = (
@@ -175,7 +175,7 @@ NO_MATCH = {
     "mentor": _(
         "Merci %(name)s, vos réponses sont bien enregistrées. ✅\n\n"
         "Pour être honnête : aucune association du Collectif ne recrute aujourd'hui de mentors "
-        "dans votre situation et près de chez vous. Votre demande reste sur la liste d'attente, "
+        "dans votre situation et près de chez vous. Votre inscription reste sur la liste d'attente, "
         "et l'équipe du Collectif est prévenue pour trouver une solution."
     ),
 }
@@ -188,7 +188,7 @@ CANCELLED = _(
 NOTHING_TO_CANCEL = _("Il n'y a aucun questionnaire en cours. Pour commencer, tapez /start.")
 RESTARTED = _("C'est reparti depuis le début.")
 HELP = _(
-    "Je vous aide à trouver une association de mentorat du Collectif Mentorat, "
+    "Je vous aide à trouver une association du Collectif Mentorat, "
     "en répondant à quelques questions.\n\n"
     "/start – commencer ou reprendre\n"
     "/restart – recommencer le questionnaire\n"
