@@ -20,11 +20,6 @@ from storage.uow import UnitOfWork
 
 log = logging.getLogger("mentorat-bot")
 
-NO_TOKEN = (
-    "mentorat-bot: TELEGRAM_BOT_TOKEN is not set. Create a bot with @BotFather, then run "
-    "TELEGRAM_BOT_TOKEN=123456:ABC… make run (see README)."
-)
-
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(
@@ -242,8 +237,11 @@ async def _database(settings: Settings) -> AsyncIterator[Callable[[], UnitOfWork
 
 def run(settings: Settings) -> int:
     if settings.telegram_bot_token is None:
-        print(NO_TOKEN, file=sys.stderr)
-        return 2
+        from bot.sandbox.runner import serve
+
+        # Never DATABASE_URL: the page's reset button empties the sandbox's database.
+        sandbox = settings.model_copy(update={"database_url": settings.sandbox_database_url})
+        return serve(sandbox, settings.web_host, settings.web_port)
     from bot.app import build_application
 
     upgrade(settings.database_url)

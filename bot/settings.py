@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     # Imported automatically when the database has no association yet.
     catalog_path: Path = SAMPLE_CATALOG
     log_level: str = "INFO"
+    # Without a token, `run` serves the sandbox page here, on its own database.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    sandbox_database_url: str = "sqlite+aiosqlite:///data/sandbox.db"
     # Silence: coordinators are reminded, then the contact goes to the next association.
     handoff_reminder_hours: float = Field(default=48, gt=0)
     handoff_reroute_days: float = Field(default=7, gt=0)

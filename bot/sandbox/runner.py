@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,7 @@ class Persona:
 PERSONAS = (
     Persona(100001, "Inès", "mentee", "Jeune", "sandbox"),
     Persona(200001, "Karim", "mentor", "Mentor·e", "sandbox"),
-    # Joins through an invite deep link, which the on_ready hook sends: the page only shows it.
+    # Joined through invites at start-up (see _join_coordinator): the page only shows the chat.
     Persona(900001, "Camille", "coordinator", "Coordinateur·rice", None),
 )
 
@@ -119,16 +120,18 @@ class Sandbox:
                 }
             )
             application = build_application(settings)
+            # The steps and order of Application.run_polling(), which the production bot uses;
+            # run_polling() itself owns the event loop and so cannot run beside the page.
             await application.initialize()
             self._application = application
-            await application.start()
+            if application.post_init is not None:
+                await application.post_init(application)
             assert application.updater is not None
             await application.updater.start_polling(
-                poll_interval=0.0,
-                timeout=10,
-                allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=False,
+                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
             )
+            await application.start()
+            await _join_coordinator(application, emulator)
             if self._on_ready is not None:
                 await self._on_ready(emulator)
         except BaseException:
@@ -145,10 +148,40 @@ class Sandbox:
                 await application.updater.stop()
             if application.running:
                 await application.stop()
+                if application.post_stop is not None:
+                    await application.post_stop(application)
             await application.shutdown()
+            # Disposes of the database engine, among others.
+            if application.post_shutdown is not None:
+                await application.post_shutdown(application)
         emulator, self._emulator = self._emulator, None
         if emulator is not None:
             await emulator.stop()
+
+
+async def _join_coordinator(
+    application: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+) -> None:
+    """Camille coordinates every association of the catalogue, so that whatever profile the
+    young persona or the mentor persona fills in, its card shows up in her pane. She joins with
+    real invites (hashed, single-use), through the same code as a coordinator's /start link,
+    then says /start once: Telegram lets a bot write only to people who wrote to it first."""
+    unit_of_work = application.bot_data["unit_of_work"]
+    handoffs = application.bot_data["handoffs"]
+    coordinator = next(p for p in PERSONAS if p.role == "coordinator")
+    now = datetime.now(UTC)
+    async with unit_of_work() as uow:
+        for record in await uow.catalog.records():
+            if await uow.coordinators.find(record.id, coordinator.id) is None:
+                token = await handoffs.invite(uow, record, now, timedelta(minutes=5))
+                await uow.flush()
+                await handoffs.join(uow, token, coordinator.id, coordinator.first_name, "fr", now)
+        await uow.commit()
+    user = emulator.user(coordinator.id, coordinator.first_name, language_code="fr")
+    if not user.started:
+        user.send_command("start")
+        await user.next_message(timeout=10)
 
 
 async def _last_handled_update_id(url: str) -> int:

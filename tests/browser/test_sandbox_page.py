@@ -122,6 +122,19 @@ async def test_a_young_person_fills_the_questionnaire_in_the_browser(page: Page)
     await bot_asks(young, "Tes réponses")
     await taps(young, "C'est bon, j'envoie")
     await bot_asks(young, "Merci")
+    await expect(young.locator(".message.from-bot").last).to_contain_text("Pourquoi elle ?")
+
+    # The coordinator persona receives the contact, takes it; the young person is told.
+    await page.get_by_role("tab", name="Coordinateur·rice").click()
+    coordinator = page.locator("#pane-900001")
+    card = coordinator.locator(".message.from-bot", has_text="Nouveau contact")
+    await expect(card).to_contain_text("Inès")
+    await card.get_by_role("button", name="🙋 Je m'en occupe").click()
+    await expect(card).to_contain_text("Vous vous en occupez")
+    await page.screenshot(path=str(SCREENSHOT.with_name("sandbox-coordinator.png")))
+    await page.get_by_role("tab", name="Jeune").click()
+    await bot_asks(young, "Bonne nouvelle")
+    await expect(young.locator(".message.from-bot").last).to_contain_text("Camille")
 
 
 async def test_starting_over_empties_the_chats_and_the_bot_answers_again(page: Page) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 from telegram.ext import Application
 
 from bot.sandbox.emulator import BotApiEmulator
@@ -89,11 +91,18 @@ async def test_telegram_500_then_429_on_a_reply_still_delivers_it_exactly_once(
     assert len(twos) == 1
 
 
-async def test_without_a_token_the_bot_explains_in_one_line_and_exits_non_zero(
+async def test_without_a_token_run_serves_the_sandbox_page_and_says_so_in_two_lines(
     tmp_path: Path,
 ) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
-    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    env |= {
+        "WEB_PORT": str(port),
+        "SANDBOX_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'real.db'}",
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -102,13 +111,28 @@ async def test_without_a_token_the_bot_explains_in_one_line_and_exits_non_zero(
         env=env,
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
-    _stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode != 0
-    lines = stderr.decode().strip().splitlines()
-    assert len(lines) == 1
-    assert "TELEGRAM_BOT_TOKEN" in lines[0]
+    try:
+        assert process.stdout is not None
+        lines = [
+            (await asyncio.wait_for(process.stdout.readline(), timeout=60)).decode().strip()
+            for _ in range(2)
+        ]
+        assert "TELEGRAM_BOT_TOKEN" in lines[0]
+        assert f"http://127.0.0.1:{port}" in lines[1]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/") as page,
+        ):
+            assert page.status == 200
+            assert "<html" in (await page.text()).lower()
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+    assert code == 0
+    # The sandbox never touches the real bot's database.
+    assert not (tmp_path / "real.db").exists()
 
 
 async def test_a_handoff_committed_but_not_sent_before_a_kill_is_sent_once_after_restart(

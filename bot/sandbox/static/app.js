@@ -312,7 +312,8 @@
       } catch (error) {
         if (error.name === "AbortError" || generation !== state.generation) return;
         if (error.status === 404) {
-          await createUser(pane.persona);
+          // The sandbox was reset (or restarted) since this chat was opened.
+          await createUser(pane.persona).catch(() => sleep(1000));
           continue;
         }
         failures += 1;
