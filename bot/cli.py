@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -241,6 +242,9 @@ def run(settings: Settings) -> int:
 
         # Never DATABASE_URL: the page's reset button empties the sandbox's database.
         sandbox = settings.model_copy(update={"database_url": settings.sandbox_database_url})
+        if "LOG_LEVEL" not in os.environ:
+            # The terminal says what the sandbox is in two lines; INFO logs would bury them.
+            logging.getLogger().setLevel(logging.WARNING)
         return serve(sandbox, settings.web_host, settings.web_port)
     from bot.app import build_application
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -30,21 +31,30 @@ def settings_for(emulator: BotApiEmulator, database_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-async def bot(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
-    application = build_application(settings_for(emulator, sqlite_url))
+@asynccontextmanager
+async def running(application: Application) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """What run_polling does around start and stop, driven step by step inside the test's loop."""
     async with application:
-        # What run_polling does around start/stop, which tests drive step by step.
         assert application.post_init is not None
         await application.post_init(application)
         await application.start()
         assert application.updater is not None
         await application.updater.start_polling(poll_interval=0.0, timeout=1)
+        try:
+            yield application
+        finally:
+            await application.updater.stop()
+            await application.stop()
+            assert application.post_stop is not None
+            await application.post_stop(application)
+    assert application.post_shutdown is not None
+    await application.post_shutdown(application)
+
+
+@pytest.fixture
+async def bot(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    async with running(build_application(settings_for(emulator, sqlite_url))) as application:
         yield application
-        await application.updater.stop()
-        await application.stop()
-        assert application.post_stop is not None
-        await application.post_stop(application)
 
 
 @dataclass

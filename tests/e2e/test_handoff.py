@@ -20,7 +20,7 @@ from bot.handoffs import HandoffService
 from bot.sandbox.emulator import BotApiEmulator, EmulatedUser
 from storage.models import Handoff, HandoffEvent
 from storage.uow import UnitOfWork
-from tests.e2e.conftest import Chat, settings_for
+from tests.e2e.conftest import Chat, running, settings_for
 from tests.e2e.test_questionnaire import sign_up_as_17_year_old_in_saint_denis
 
 # The 17-year-old of Saint-Denis goes to Proxité first, then to Télémaque (sample catalogue).
@@ -45,18 +45,8 @@ async def app(
     emulator: BotApiEmulator, sqlite_url: str, clock: Clock
 ) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     settings = settings_for(emulator, sqlite_url).model_copy(update={"admin_telegram_ids": (999,)})
-    application = build_application(settings, clock=clock)
-    async with application:
-        assert application.post_init is not None
-        await application.post_init(application)
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+    async with running(build_application(settings, clock=clock)) as application:
         yield application
-        await application.updater.stop()
-        await application.stop()
-        assert application.post_stop is not None
-        await application.post_stop(application)
 
 
 def parts(app: Application) -> tuple[Callable[[], UnitOfWork], HandoffService]:  # type: ignore[type-arg]
@@ -361,12 +351,10 @@ async def test_a_webhook_receives_each_signed_handoff_once_even_after_answering_
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    settings = settings_for(emulator, sqlite_url)
-    application = build_application(settings, clock=clock)
     try:
-        async with application:
-            assert application.post_init is not None
-            await application.post_init(application)
+        async with running(
+            build_application(settings_for(emulator, sqlite_url), clock=clock)
+        ) as application:
             unit_of_work, _ = parts(application)
             async with unit_of_work() as uow:
                 record = await uow.catalog.by_slug(FIRST)
@@ -380,25 +368,18 @@ async def test_a_webhook_receives_each_signed_handoff_once_even_after_answering_
                     },
                 }
                 await uow.commit()
-            await application.start()
-            assert application.updater is not None
-            await application.updater.start_polling(poll_interval=0.0, timeout=1)
             await complete_sign_up(person)
             await asyncio.sleep(0.5)  # the first attempt got a 500
             clock.offset = timedelta(seconds=5)  # past the back-off
             application.bot_data["dispatcher"].wake()
             await asyncio.wait_for(receiver.arrived.wait(), timeout=10)
             await asyncio.sleep(0.5)
-            assert len(receiver.received) == 1
-            body = receiver.received[0]
-            assert body["event"] == "handoff.proposed"
-            assert body["association"] == FIRST
-            assert body["profile"]["answers"]["first_name"] == "Inès"
-            assert len(set(receiver.deliveries)) == 1  # the retry carried the same delivery id
-            await application.updater.stop()
-            await application.stop()
-            assert application.post_stop is not None
-            await application.post_stop(application)
+        assert len(receiver.received) == 1
+        body = receiver.received[0]
+        assert body["event"] == "handoff.proposed"
+        assert body["association"] == FIRST
+        assert body["profile"]["answers"]["first_name"] == "Inès"
+        assert len(set(receiver.deliveries)) == 1  # the retry carried the same delivery id
     finally:
         await runner.cleanup()
 

@@ -14,7 +14,7 @@ from telegram.ext import Application
 from bot.app import build_application
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import SAMPLE_CATALOG
-from tests.e2e.conftest import Chat, settings_for
+from tests.e2e.conftest import Chat, running, settings_for
 from tests.e2e.test_questionnaire import stored_profiles
 
 ADMIN = 777000
@@ -47,18 +47,8 @@ async def bot_with_admin(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIter
     settings = settings_for(emulator, sqlite_url).model_copy(
         update={"admin_telegram_ids": (ADMIN,)}
     )
-    application = build_application(settings)
-    async with application:
-        assert application.post_init is not None
-        await application.post_init(application)
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+    async with running(build_application(settings)) as application:
         yield application
-        await application.updater.stop()
-        await application.stop()
-        assert application.post_stop is not None
-        await application.post_stop(application)
 
 
 async def test_a_young_person_reads_the_chosen_association_and_why(
