@@ -62,6 +62,17 @@ class Exit:
     offer_flow: str | None = None
 
 
+def exit_on(answer: Answer, reason: Text) -> Callable[[Answer, Answers], Exit | None]:
+    """A step's `exit_if` that ends the flow kindly when the person gives this very answer."""
+
+    def check(value: Answer, _answers: Answers) -> Exit | None:
+        # `is` for booleans: a refused consent is False, which == 0 would also match.
+        same = value is answer if isinstance(answer, bool) else value == answer
+        return Exit(reason) if same else None
+
+    return check
+
+
 def _always(_answers: Answers) -> bool:
     return True
 

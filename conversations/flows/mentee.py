@@ -16,7 +16,7 @@ from conversations.flows.options import (
     wants_email,
     wants_phone,
 )
-from conversations.model import Answer, Answers, Choice, Exit, Flow, Step, StepKind
+from conversations.model import Answer, Answers, Choice, Exit, Flow, Step, StepKind, exit_on
 from conversations.text import Text, _
 
 MIN_AGE, MAX_AGE = 5, 30
@@ -96,39 +96,6 @@ def _age_exit(value: Answer, _answers: Answers) -> Exit | None:
     return None
 
 
-def _abroad_exit(value: Answer, _answers: Answers) -> Exit | None:
-    if value == ABROAD.value:
-        return Exit(
-            _(
-                "Les associations du Collectif accompagnent des jeunes qui vivent en France. "
-                "Merci de ton intérêt, et bonne continuation !"
-            )
-        )
-    return None
-
-
-def _consent_exit(value: Answer, _answers: Answers) -> Exit | None:
-    if value is False:
-        return Exit(
-            _(
-                "C'est noté : sans ton accord, je ne transmets tes réponses à aucune association. "
-                "Rien n'a été envoyé. Tu peux recommencer quand tu veux avec /start."
-            )
-        )
-    return None
-
-
-def _parent_consent_exit(value: Answer, _answers: Answers) -> Exit | None:
-    if value is False:
-        return Exit(
-            _(
-                "Avant 15 ans, l'accord d'un parent est nécessaire. Rien n'a été envoyé : "
-                "reviens avec ton parent quand tu veux, avec /start."
-            )
-        )
-    return None
-
-
 def _parent_name_prompt(answers: Answers) -> Text:
     if _parent_fills(answers):
         return _("Quels sont ton prénom et ton nom ? (le parent qui donne son accord)")
@@ -188,7 +155,13 @@ MENTEE = Flow(
             kind=StepKind.POSTAL_CODE,
             validate=validators.postal_code,
             shortcuts=(ABROAD,),
-            exit_if=_abroad_exit,
+            exit_if=exit_on(
+                ABROAD.value,
+                _(
+                    "Les associations du Collectif accompagnent des jeunes qui vivent en France. "
+                    "Merci de ton intérêt, et bonne continuation !"
+                ),
+            ),
         ),
         Step(
             key="situation",
@@ -268,7 +241,13 @@ MENTEE = Flow(
             kind=StepKind.CONSENT,
             choices=(Choice("yes", _("Oui, d'accord")), Choice("no", _("Non"))),
             ask_if=_needs_parent,
-            exit_if=_parent_consent_exit,
+            exit_if=exit_on(
+                False,
+                _(
+                    "Avant 15 ans, l'accord d'un parent est nécessaire. Rien n'a été envoyé : "
+                    "reviens avec ton parent quand tu veux, avec /start."
+                ),
+            ),
         ),
         Step(
             key="consent",
@@ -281,7 +260,13 @@ MENTEE = Flow(
             hint=_("Tu pourras voir ou effacer tes données à tout moment avec /mydata et /delete."),
             kind=StepKind.CONSENT,
             choices=(Choice("yes", _("Oui, je suis d'accord")), Choice("no", _("Non"))),
-            exit_if=_consent_exit,
+            exit_if=exit_on(
+                False,
+                _(
+                    "C'est noté : sans ton accord, je ne transmets tes réponses à aucune association. "
+                    "Rien n'a été envoyé. Tu peux recommencer quand tu veux avec /start."
+                ),
+            ),
         ),
     ),
 )

@@ -14,7 +14,16 @@ from conversations.flows.options import (
     wants_email,
     wants_phone,
 )
-from conversations.model import Answer, Answers, Choice, Exit, Flow, Invalid, Step, StepKind, Valid
+from conversations.model import (
+    Answers,
+    Choice,
+    Flow,
+    Invalid,
+    Step,
+    StepKind,
+    Valid,
+    exit_on,
+)
 from conversations.text import _
 
 AGE_BRACKETS = (
@@ -63,28 +72,6 @@ def _employer(raw: str, _answers: Answers) -> Valid | Invalid:
     return Valid(name)
 
 
-def _abroad_exit(value: Answer, _answers: Answers) -> Exit | None:
-    if value == ABROAD.value:
-        return Exit(
-            _(
-                "Les associations du Collectif accompagnent des jeunes en France et recrutent "
-                "leurs mentors sur place. Merci beaucoup de votre intérêt !"
-            )
-        )
-    return None
-
-
-def _consent_exit(value: Answer, _answers: Answers) -> Exit | None:
-    if value is False:
-        return Exit(
-            _(
-                "C'est noté : sans votre accord, je ne transmets vos réponses à aucune "
-                "association. Rien n'a été envoyé. Vous pouvez recommencer avec /start."
-            )
-        )
-    return None
-
-
 MENTOR = Flow(
     name="mentor",
     address="vous",
@@ -111,7 +98,13 @@ MENTOR = Flow(
             kind=StepKind.POSTAL_CODE,
             validate=validators.postal_code,
             shortcuts=(ABROAD,),
-            exit_if=_abroad_exit,
+            exit_if=exit_on(
+                ABROAD.value,
+                _(
+                    "Les associations du Collectif accompagnent des jeunes en France et recrutent "
+                    "leurs mentors sur place. Merci beaucoup de votre intérêt !"
+                ),
+            ),
         ),
         Step(
             key="situation",
@@ -214,7 +207,13 @@ MENTOR = Flow(
             ),
             kind=StepKind.CONSENT,
             choices=(Choice("yes", _("Oui, j'accepte")), Choice("no", _("Non"))),
-            exit_if=_consent_exit,
+            exit_if=exit_on(
+                False,
+                _(
+                    "C'est noté : sans votre accord, je ne transmets vos réponses à aucune "
+                    "association. Rien n'a été envoyé. Vous pouvez recommencer avec /start."
+                ),
+            ),
         ),
     ),
 )
