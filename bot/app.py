@@ -17,6 +17,7 @@ from bot.handoffs import HandoffService
 from bot.i18n import LANGUAGES, Translator
 from bot.processor import PerChatUpdateProcessor
 from bot.render import Renderer
+from bot.retention import Retention
 from bot.services import Services
 from bot.settings import Settings
 from bot.webhooks import WebhookSender
@@ -105,6 +106,19 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
             reroute_after=timedelta(days=settings.handoff_reroute_days),
         ),
     )
+    retention = Retention(
+        unit_of_work,
+        handoffs,
+        abandoned_after=timedelta(days=settings.abandoned_conversation_days),
+        retention=timedelta(days=settings.profile_retention_days),
+    )
+
+    async def periodic(now: datetime) -> int:
+        """Silence timers and retention, both read from the database at each tick."""
+        handled = await handoffs.run_timers(unit_of_work, now)
+        await retention.purge(now)
+        return handled
+
     dispatcher = Dispatcher(
         unit_of_work,
         application.bot,
@@ -113,7 +127,7 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         admins=settings.admin_telegram_ids,
         on_sent=handoffs.on_delivered,
         webhook_sender=WebhookSender(),
-        timers=lambda now: handoffs.run_timers(unit_of_work, now),
+        timers=periodic,
         timer_seconds=settings.timer_seconds,
         lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
@@ -124,4 +138,5 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
     application.bot_data["services"] = services
     application.bot_data["unit_of_work"] = unit_of_work
     application.bot_data["handoffs"] = handoffs
+    application.bot_data["retention"] = retention
     return application

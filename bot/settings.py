@@ -30,7 +30,10 @@ class Settings(BaseSettings):
     # Silence: coordinators are reminded, then the contact goes to the next association.
     handoff_reminder_hours: float = Field(default=48, gt=0)
     handoff_reroute_days: float = Field(default=7, gt=0)
-    # How often the silence timers are checked.
+    # Retention (CNIL): unfinished questionnaires, then everything about a person, are erased.
+    abandoned_conversation_days: float = Field(default=30, gt=0)
+    profile_retention_days: float = Field(default=3 * 365, gt=0)
+    # How often the silence timers and the retention purge are checked.
     timer_seconds: float = Field(default=60, gt=0)
     # A dispatcher that dies mid-send leaves its messages to another after this long.
     outbox_lease_seconds: float = Field(default=60, gt=0)

@@ -59,6 +59,18 @@ class PeopleRepository:
                 person.telegram_language = telegram_language
         return person
 
+    async def inactive_since(self, moment: datetime) -> list[Person]:
+        result = await self._session.scalars(
+            select(Person).where(Person.last_seen_at < moment).order_by(Person.id)
+        )
+        return list(result)
+
+    async def has_profile(self, person: Person) -> bool:
+        found = await self._session.scalar(
+            select(Profile.id).where(Profile.person_id == person.id).limit(1)
+        )
+        return found is not None
+
     async def erase(self, person: Person) -> None:
         """Everything about a person goes; their anonymous funnel counts stay."""
         await self._session.execute(delete(Consent).where(Consent.person_id == person.id))
@@ -78,6 +90,16 @@ class ConversationRepository:
             .order_by(Conversation.id.desc())
             .limit(1)
         )
+
+    async def purge_unfinished_before(self, moment: datetime) -> int:
+        """Questionnaires left unfinished (abandoned, cancelled, ended early) go after a while;
+        completed ones stay with their profile."""
+        result = await self._session.execute(
+            delete(Conversation).where(
+                Conversation.status != Status.COMPLETED, Conversation.updated_at < moment
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def all_for(self, person: Person) -> list[Conversation]:
         result = await self._session.scalars(

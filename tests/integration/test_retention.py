@@ -1,0 +1,90 @@
+"""Retention on SQLite and PostgreSQL: unfinished questionnaires after 30 days, people after 3 years."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.handoffs import HandoffService
+from bot.i18n import Translator
+from bot.retention import Retention
+from conversations.handoff import SilenceRules
+from conversations.model import ConversationState, Status
+from storage.db import create_engine, session_factory
+from storage.models import Conversation, FunnelEvent, Person, Profile
+from storage.uow import UnitOfWork
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def uow_factory(database_url: str) -> AsyncIterator[Callable[[], UnitOfWork]]:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    yield lambda: UnitOfWork(sessions)
+    await engine.dispose()
+
+
+async def a_person(
+    uow_factory: Callable[[], UnitOfWork],
+    telegram_id: int,
+    last_seen: datetime,
+    status: Status | None = None,
+    with_profile: bool = False,
+) -> None:
+    async with uow_factory() as uow:
+        person = await uow.people.seen(telegram_id, "fr", last_seen)
+        if status is not None:
+            state = ConversationState("mentee", None, {"first_name": "Inès"}, status)
+            row = uow.conversations.start(person, telegram_id, state, None, last_seen)
+            await uow.flush()
+            if with_profile:
+                uow.profiles.add(
+                    Profile(
+                        person_id=person.id,
+                        conversation_id=row.id,
+                        role="mentee",
+                        answers={"first_name": "Inès"},
+                        language="fr",
+                        source=None,
+                        department="93",
+                        submitted_at=last_seen,
+                    )
+                )
+        uow.funnel.record("mentee", None, "started", last_seen)
+        await uow.commit()
+
+
+async def count(uow_factory: Callable[[], UnitOfWork], table: type) -> int:
+    async with uow_factory() as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_old_unfinished_data_and_people_gone_for_years_are_erased_the_rest_is_kept(
+    uow_factory: Callable[[], UnitOfWork],
+) -> None:
+    await a_person(uow_factory, 1, NOW - timedelta(days=40), Status.CANCELLED)  # abandoned
+    await a_person(uow_factory, 2, NOW - timedelta(days=5), Status.ACTIVE)  # still answering
+    await a_person(uow_factory, 3, NOW - timedelta(days=4 * 365), Status.COMPLETED, True)  # too old
+    await a_person(uow_factory, 4, NOW - timedelta(days=365), Status.COMPLETED, True)  # kept
+    await a_person(uow_factory, 5, NOW - timedelta(days=60))  # said /start, nothing else
+    retention = Retention(
+        uow_factory,
+        HandoffService(Translator(), (), SilenceRules()),
+        abandoned_after=timedelta(days=30),
+        retention=timedelta(days=3 * 365),
+    )
+    purged = await retention.purge(NOW)
+    assert purged.conversations == 1
+    assert purged.people == 3
+    async with uow_factory() as uow:
+        left = sorted(p.telegram_id for p in await uow.session.scalars(select(Person)))
+    assert left == [2, 4]
+    assert await count(uow_factory, Profile) == 1
+    assert await count(uow_factory, Conversation) == 2
+    assert await count(uow_factory, FunnelEvent) == 5  # anonymous counts outlive the people
+    again = await retention.purge(NOW)
+    assert (again.conversations, again.people) == (0, 0)
