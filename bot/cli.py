@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dry-run", action="store_true", help="say what would change, change nothing"
     )
     catalog.add_parser("list", help="the associations in the database")
+    commands.add_parser("stats", help="where people give up, how fast associations answer")
     coordinator = commands.add_parser(
         "coordinator", help="the coordinators who receive an association's contacts"
     ).add_subparsers(dest="coordinator_command", required=True)
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.catalog_command == "import":
             return asyncio.run(catalog_import(settings, args.file, args.dry_run))
         return asyncio.run(catalog_list(settings))
+    if args.command == "stats":
+        upgrade(settings.database_url)
+        return asyncio.run(print_stats(settings))
     if args.command == "coordinator":
         upgrade(settings.database_url)
         if args.coordinator_command == "invite":
@@ -86,6 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(coordinator_remove(settings, args.association, args.telegram_id))
         return asyncio.run(coordinator_list(settings))
     return run(settings)
+
+
+async def print_stats(settings: Settings) -> int:
+    from bot.stats import report
+
+    async with _database(settings) as unit_of_work:
+        print(await report(unit_of_work))
+    return 0
 
 
 def _duration(text: str) -> timedelta:

@@ -154,6 +154,24 @@ class HandoffRepository:
         )
         return {int(association_id): int(count) for association_id, count in rows}
 
+    async def summary(self) -> list[tuple[str, str, int]]:
+        """(association slug, status, count) of every handoff, for the admins' statistics."""
+        rows = await self._session.execute(
+            select(AssociationRecord.slug, Handoff.status, func.count())
+            .join(AssociationRecord, AssociationRecord.id == Handoff.association_id)
+            .group_by(AssociationRecord.slug, Handoff.status)
+        )
+        return [(str(slug), str(status), int(count)) for slug, status, count in rows]
+
+    async def take_delays(self) -> list[tuple[str, datetime, datetime]]:
+        """(slug, proposed at, taken at) of every taken handoff: how fast associations answer."""
+        rows = await self._session.execute(
+            select(AssociationRecord.slug, Handoff.created_at, Handoff.taken_at)
+            .join(AssociationRecord, AssociationRecord.id == Handoff.association_id)
+            .where(Handoff.taken_at.is_not(None))
+        )
+        return [(str(slug), created, taken) for slug, created, taken in rows if taken is not None]
+
     async def silent_since(self, moment: datetime, reminded: bool) -> list[Handoff]:
         """Handoffs nobody took since `moment`: to remind (not reminded yet) or to re-route."""
         query = select(Handoff).where(Handoff.status.in_(OPEN), Handoff.created_at <= moment)

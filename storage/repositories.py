@@ -220,6 +220,14 @@ class FunnelRepository:
     ) -> None:
         self._session.add(FunnelEvent(flow=flow, step=step, event=event, at=at, detail=detail))
 
+    async def answered_by_step(self) -> dict[tuple[str, str], int]:
+        rows = await self._session.execute(
+            select(FunnelEvent.flow, FunnelEvent.step, func.count())
+            .where(FunnelEvent.event == "answered")
+            .group_by(FunnelEvent.flow, FunnelEvent.step)
+        )
+        return {(flow, str(step)): int(count) for flow, step, count in rows}
+
     async def counts(self) -> dict[tuple[str, str], int]:
         rows = await self._session.execute(
             select(FunnelEvent.flow, FunnelEvent.event, func.count()).group_by(

@@ -404,3 +404,31 @@ async def test_a_card_refused_with_500_then_429_reaches_the_coordinator_exactly_
     statuses = [r.status for r in emulator.calls("sendMessage", chat_id=camille.user.id)]
     assert statuses.count(500) == 1
     assert statuses.count(429) == 1
+
+
+async def test_stats_show_where_people_stop_and_how_fast_associations_take_contacts(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+) -> None:
+    from bot.stats import report
+
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    press(camille.user, card.message_id, "Je m'en occupe")
+    await young.reads(expect="Bonne nouvelle")
+    quitter = person(5151, "Noé")
+    await quitter.starts()
+    await quitter.taps("Je cherche un·e mentor·e", expect="1/")
+    await quitter.says("Noé", expect="2/")
+    unit_of_work, _ = parts(app)
+    text = await report(unit_of_work)
+    assert "started: 2  completed: 1" in text
+    first_name_line = next(line for line in text.splitlines() if "first_name" in line)
+    assert " 2 " in first_name_line  # both answered the first question
+    age_line = next(line for line in text.splitlines() if " age " in line)
+    assert " 1 " in age_line  # only one went past the age
+    assert "proxite" in text
+    assert "taken: 1" in text
+    assert "Inès" not in text  # numbers only, nobody's name
