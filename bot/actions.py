@@ -21,7 +21,8 @@ from conversations.model import (
 )
 
 CALLBACK_DATA_MAX_BYTES = 64
-_HANDOFF_ACTIONS = frozenset({"take", "decline", "contacted", "close"})
+_HANDOFF_ACTIONS = frozenset({"take", "decline", "contacted", "close", "keep"})
+_DECLINE_REASONS = frozenset({"full", "scope", "unreachable"})
 _SEP = "|"
 
 
@@ -190,7 +191,9 @@ def decode(data: str) -> Action | None:
             return KeepData()
         case "h", [verb, handoff_id] if handoff_id.isdigit() and verb in _HANDOFF_ACTIONS:
             return ActOnHandoff(int(handoff_id), verb)
-        case "h", [verb, handoff_id, reason] if handoff_id.isdigit() and verb == "decline":
+        case "h", [verb, handoff_id, reason] if (
+            handoff_id.isdigit() and verb == "decline" and reason in _DECLINE_REASONS
+        ):
             return ActOnHandoff(int(handoff_id), verb, reason)
         case "j", [token]:
             return ConfirmJoin(token)

@@ -10,7 +10,7 @@ from typing import Any
 
 from telegram import Bot, CallbackQuery, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -49,7 +49,11 @@ class Handlers:
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         # Order matters: group messages are answered before any private-chat handler sees them.
-        application.add_handler(MessageHandler(~PRIVATE & ~filters.UpdateType.EDITED, self.group))
+        # In a group, only what is addressed to the bot (a command, a mention) gets the answer.
+        addressed = filters.COMMAND | filters.Entity("mention")
+        application.add_handler(
+            MessageHandler(~PRIVATE & addressed & ~filters.UpdateType.EDITED, self.group)
+        )
         commands: dict[str, Callable[[Update], Action]] = {
             "start": lambda update: actions.Start(_payload(update)),
             "help": lambda _update: actions.Help(),
@@ -69,8 +73,23 @@ class Handlers:
         application.add_handler(
             MessageHandler(PRIVATE & filters.TEXT & ~filters.UpdateType.EDITED, self.text)
         )
+        # Only things a person sends: service messages (a timer set, a pin) are not answers.
+        media = (
+            filters.Sticker.ALL
+            | filters.PHOTO
+            | filters.VOICE
+            | filters.VIDEO
+            | filters.VIDEO_NOTE
+            | filters.AUDIO
+            | filters.ANIMATION
+            | filters.Document.ALL
+            | filters.LOCATION
+            | filters.VENUE
+            | filters.POLL
+            | filters.Dice.ALL
+        )
         application.add_handler(
-            MessageHandler(PRIVATE & ~filters.TEXT & ~filters.UpdateType.EDITED, self.non_text)
+            MessageHandler(PRIVATE & media & ~filters.UpdateType.EDITED, self.non_text)
         )
         application.add_handler(CallbackQueryHandler(self.button))
         application.add_error_handler(self.error)
@@ -224,9 +243,12 @@ class Handlers:
                 text = self._renderer.echo(reply.language, message.text_html, reply.echo)
                 await message.edit_text(text, reply_markup=None)
         except BadRequest as error:
-            # A double tap can ask for an edit identical to the message: harmless, nothing to do.
+            # A double tap can ask for an edit identical to the message: harmless. Any other
+            # refusal only costs the echo; the next question is still sent.
             if "not modified" not in error.message:
-                raise
+                log.warning("could not update the pressed message: %s", error.message)
+        except TelegramError as error:
+            log.warning("could not update the pressed message: %s", type(error).__name__)
 
 
 def _payload(update: Update) -> str | None:

@@ -81,7 +81,7 @@ class Renderer:
 
     def ask_markup(self, language: str, ask: Ask) -> Markup:
         step = ask.step.key
-        if ask.step.kind is StepKind.PHONE:
+        if ask.step.kind is StepKind.PHONE and ask.step.own_number:
             # Telegram only offers "share my number" on a reply keyboard, never inline.
             return ReplyKeyboardMarkup(
                 [[KeyboardButton(self._t.plain(language, SHARE_PHONE), request_contact=True)]],

@@ -54,7 +54,6 @@ from conversations.flows import CONSENT_VERSION, FLOWS
 from conversations.geography import department_of
 from conversations.matching import MatchResult
 from conversations.model import (
-    SUMMARY,
     Ask,
     Completed,
     ConversationState,
@@ -415,14 +414,17 @@ class Services:
         if isinstance(outcome, Stale):
             return Reply(language, toast=ALREADY_ANSWERED)
         uow.conversations.save(conversation, outcome.state, sender.now)
+        asked = next((s for s in flow.steps if s.key == state.step), None)
         answered_phone = (
-            state.step is not None
-            and state.step != SUMMARY
-            and flow.step(state.step).kind is StepKind.PHONE
-            and outcome.state.step != state.step
+            asked is not None and asked.kind is StepKind.PHONE and outcome.state.step != state.step
         )
-        if state.step != outcome.state.step and state.step is not None:
-            uow.funnel.record(flow.name, state.step, "answered", sender.now)
+        # Counted once, when a question gets its first answer: not on Back, not on an edit.
+        if (
+            asked is not None
+            and asked.key in outcome.state.answers
+            and asked.key not in state.answers
+        ):
+            uow.funnel.record(flow.name, asked.key, "answered", sender.now)
         if isinstance(outcome, Ask) and outcome.in_place:
             return Reply(language, in_place=outcome)
         if isinstance(outcome, Completed):

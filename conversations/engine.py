@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 
+from conversations import validators
 from conversations.model import (
     SUMMARY,
     Answer,
@@ -103,7 +104,11 @@ def advance(flow: Flow, state: ConversationState, given: Input, localize: Locali
         return _at_summary(flow, state, given)
     if isinstance(given, (EditInput, ConfirmInput)):
         return Stale(state)
-    step = flow.step(state.step)
+    try:
+        step = flow.step(state.step)
+    except KeyError:
+        # The flow changed since this conversation was saved: show what comes next instead.
+        return current(flow, state)
     return _at_step(flow, state, step, given, localize)
 
 
@@ -155,6 +160,8 @@ def _at_step(
     if isinstance(given, ContactInput):
         if step.kind is not StepKind.PHONE:
             return _ask(flow, state, step, problem=_TEXT_ONLY[flow.address])
+        if given.is_own and not step.own_number:
+            return _ask(flow, state, step, problem=validators.NOT_YOUR_NUMBER)
         return _validated(flow, state, step, given.phone)
     if isinstance(given, TextInput):
         return _typed(flow, state, step, given.text, localize)

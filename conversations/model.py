@@ -91,6 +91,9 @@ class Step:
     # Buttons that answer a typed step with a fixed value (e.g. "I don't live in France").
     shortcuts: tuple[Choice, ...] = ()
     hint: Text | None = None
+    # A phone step asking for the person's own number offers Telegram's "share my number";
+    # one asking for someone else's (a parent's) must not take the person's own.
+    own_number: bool = False
 
     def prompt_for(self, answers: Answers) -> Text:
         return self.prompt(answers) if callable(self.prompt) else self.prompt

@@ -13,6 +13,8 @@ from conversations.model import Answers, Invalid, Valid, Validation
 from conversations.text import _
 
 NAME_MAX = 50
+# Only the young flow asks for someone else's number (a parent's), hence "tu".
+NOT_YOUR_NUMBER = _("C'est ton propre numéro : il me faut celui de ton parent.")
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '’.-][^\W\d_]+)*\.?$")
 _NUMBER = re.compile(r"\d+")
 

@@ -58,6 +58,7 @@ class OutboxRepository:
             .values(**values)
             .on_conflict_do_nothing(index_elements=["dedup_key"])
         )
+        self.enqueued += 1
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
         query = (

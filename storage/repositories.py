@@ -286,9 +286,11 @@ class CatalogRepository:
                 )
                 added.append(slug)
             elif record.entry != entry or record.name != name:
+                # A coordinator's /pause stands unless the file itself changes `paused`.
+                if bool(record.entry.get("paused", False)) != bool(entry.get("paused", False)):
+                    record.paused = bool(entry.get("paused", False))
                 record.entry = entry
                 record.name = name
-                record.paused = bool(entry.get("paused", False))
                 record.updated_at = now
                 changed.append(slug)
             else:

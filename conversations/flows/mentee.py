@@ -16,7 +16,18 @@ from conversations.flows.options import (
     wants_email,
     wants_phone,
 )
-from conversations.model import Answer, Answers, Choice, Exit, Flow, Step, StepKind, exit_on
+from conversations.model import (
+    Answer,
+    Answers,
+    Choice,
+    Exit,
+    Flow,
+    Invalid,
+    Step,
+    StepKind,
+    Valid,
+    exit_on,
+)
 from conversations.text import Text, _
 
 MIN_AGE, MAX_AGE = 5, 30
@@ -94,6 +105,14 @@ def _age_exit(value: Answer, _answers: Answers) -> Exit | None:
             offer_flow="mentor",
         )
     return None
+
+
+def _parent_phone(raw: str, answers: Answers) -> Valid | Invalid:
+    """The parent is called to confirm: the young person's own number would defeat that."""
+    result = validators.phone(raw, answers)
+    if isinstance(result, Valid) and result.value == answers.get("phone"):
+        return Invalid(validators.NOT_YOUR_NUMBER)
+    return result
 
 
 def _parent_name_prompt(answers: Answers) -> Text:
@@ -209,6 +228,7 @@ MENTEE = Flow(
             kind=StepKind.PHONE,
             validate=validators.phone,
             ask_if=wants_phone,
+            own_number=True,
         ),
         Step(
             key="email",
@@ -231,7 +251,7 @@ MENTEE = Flow(
             title=_("Téléphone du parent"),
             prompt=_("Quel est le numéro de téléphone de ton parent ?"),
             kind=StepKind.PHONE,
-            validate=validators.phone,
+            validate=_parent_phone,
             ask_if=lambda answers: _needs_parent(answers) and not _parent_fills(answers),
         ),
         Step(

@@ -186,6 +186,7 @@ MENTOR = Flow(
             kind=StepKind.PHONE,
             validate=validators.phone,
             ask_if=wants_phone,
+            own_number=True,
         ),
         Step(
             key="email",

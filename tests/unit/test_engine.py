@@ -840,3 +840,65 @@ def test_answers_are_read_back_as_labels_typed_text_or_skipped() -> None:
     assert display(MENTEE.step("area"), None, {}) == SKIPPED
     assert display(MENTEE.step("consent"), False, {}) == _("Non")
     assert display(MENTEE.step("first_name"), "Nadia", {}) == "Nadia"
+
+
+def test_sharing_ones_own_number_at_the_parent_phone_question_is_refused() -> None:
+    from conversations.model import ContactInput
+
+    state = drive_to_parent_phone()
+    outcome = advance(MENTEE, state, ContactInput("33612345678", is_own=True), localize)
+    assert isinstance(outcome, Ask)
+    assert outcome.step.key == "parent_phone"
+    assert outcome.problem is not None
+    assert "parent_phone" not in outcome.state.answers
+
+
+def test_typing_ones_own_number_as_the_parents_is_refused() -> None:
+    state = drive_to_parent_phone()
+    outcome = advance(MENTEE, state, TextInput("06 12 34 56 78"), localize)
+    assert isinstance(outcome, Ask)
+    assert outcome.step.key == "parent_phone"
+    accepted = advance(MENTEE, state, TextInput("06 98 76 54 32"), localize)
+    assert accepted.state.answers["parent_phone"] == "+33698765432"
+
+
+def test_a_parents_contact_card_is_accepted_at_the_parent_phone_question() -> None:
+    from conversations.model import ContactInput
+
+    state = drive_to_parent_phone()
+    outcome = advance(MENTEE, state, ContactInput("+33698765432", is_own=False), localize)
+    assert outcome.state.answers["parent_phone"] == "+33698765432"
+
+
+def drive_to_parent_phone():  # type: ignore[no-untyped-def]
+    outcome = begin(MENTEE)
+    for given in (
+        TextInput("Léo"),
+        TextInput("13"),
+        TextInput("1"),
+        TextInput("93200"),
+        TextInput("1"),
+    ):
+        outcome = advance(MENTEE, outcome.state, given, localize)
+    while outcome.step.key != "parent_phone":  # type: ignore[union-attr]
+        step = outcome.step  # type: ignore[union-attr]
+        if step.kind.value == "multi":
+            outcome = advance(
+                MENTEE,
+                outcome.state,
+                ToggleInput(step.key, step.choices_for(outcome.state.answers)[0].value),
+                localize,
+            )
+            outcome = advance(MENTEE, outcome.state, DoneInput(step.key), localize)
+        elif step.key == "contact_method":
+            outcome = advance(MENTEE, outcome.state, ChoiceInput(step.key, "phone"), localize)
+        elif step.key == "phone":
+            outcome = advance(MENTEE, outcome.state, TextInput("06 12 34 56 78"), localize)
+        elif step.optional:
+            outcome = advance(MENTEE, outcome.state, SkipInput(step.key), localize)
+        elif step.key == "parent_name":
+            outcome = advance(MENTEE, outcome.state, TextInput("Nadia Benali"), localize)
+        else:
+            choice = step.choices_for(outcome.state.answers)[0]
+            outcome = advance(MENTEE, outcome.state, ChoiceInput(step.key, choice.value), localize)
+    return outcome.state
