@@ -157,6 +157,28 @@ _JSON_PARAMS = frozenset(
 )
 
 
+_ENTITY = re.compile(r"(?<!\S)(/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{5,32})?|@[A-Za-z0-9_]{5,32})")
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def detect_entities(text: str) -> list[JSONDict]:
+    """The bot_command and mention entities Telegram's servers add to a person's text."""
+    entities: list[JSONDict] = []
+    for found in _ENTITY.finditer(text):
+        kind = "bot_command" if found.group(0).startswith("/") else "mention"
+        entities.append(
+            {
+                "type": kind,
+                "offset": _utf16_length(text[: found.start()]),
+                "length": _utf16_length(found.group(0)),
+            }
+        )
+    return entities
+
+
 class _Unparsable:
     """A parameter that should hold JSON but does not parse."""
 
@@ -307,8 +329,10 @@ class EmulatedUser:
     # -- acting ----------------------------------------------------------------------------
 
     def send_text(self, text: str, *, entities: list[JSONDict] | None = None) -> int:
-        """Sends a text message to the bot; returns the update_id."""
-        return self._send({"text": text, **({"entities": entities} if entities else {})})
+        """Sends a text message to the bot; returns the update_id. Like Telegram, it marks
+        commands and @mentions as entities unless `entities` are given."""
+        found = entities if entities is not None else detect_entities(text)
+        return self._send({"text": text, **({"entities": found} if found else {})})
 
     def send_command(self, command: str, payload: str | None = None) -> int:
         """Sends "/command payload" with its bot_command entity, as a client does."""
@@ -399,7 +423,7 @@ class EmulatedUser:
         """A message from this user in a supergroup where the bot is a member."""
         chat = self._emu._ensure_group(group_id, title)
         message = self._emu._store_message(
-            chat, sender=self.as_api(), from_bot=False, text=text, entities=[]
+            chat, sender=self.as_api(), from_bot=False, text=text, entities=detect_entities(text)
         )
         return self._emu._push_update("message", message.to_api())
 

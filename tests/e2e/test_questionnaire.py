@@ -395,3 +395,15 @@ async def test_english_follows_telegram_language_then_the_language_command(
     assert "français" in (switched.text or "")
     welcome = await chat.starts()
     assert "Je veux devenir mentor·e" in welcome.button_texts
+
+
+async def test_chatter_in_a_group_that_is_not_addressed_to_the_bot_gets_no_answer(
+    bot: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+) -> None:
+    user = emulator.user(8009, "Alex")
+    user.send_text_in_group(-100124, "on se voit demain ?")
+    user.send_text_in_group(-100124, "@mentorat_sandbox_bot bonjour")
+    reply = await emulator.wait_for_call("sendMessage", chat_id=-100124)
+    assert "message privé" in str(reply.params["text"])
+    assert len(emulator.calls("sendMessage", chat_id=-100124)) == 1
