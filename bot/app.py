@@ -116,7 +116,7 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
     async def periodic(now: datetime) -> int:
         """Silence timers and retention, both read from the database at each tick."""
         handled = await handoffs.run_timers(unit_of_work, now)
-        await retention.purge(now)
+        await retention.purge_if_due(now)
         return handled
 
     dispatcher = Dispatcher(

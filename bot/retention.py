@@ -18,6 +18,9 @@ from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
+PURGE_EVERY = timedelta(hours=1)
+BATCH = 500
+
 
 @dataclass(frozen=True)
 class Purged:
@@ -37,6 +40,14 @@ class Retention:
         self._handoffs = handoffs
         self._abandoned_after = abandoned_after
         self._retention = retention
+        self._last_run: datetime | None = None
+
+    async def purge_if_due(self, now: datetime) -> Purged | None:
+        """At most once an hour: retention is about months, not minutes."""
+        if self._last_run is not None and now - self._last_run < PURGE_EVERY:
+            return None
+        self._last_run = now
+        return await self.purge(now)
 
     async def purge(self, now: datetime) -> Purged:
         async with self._uow() as uow:
@@ -45,23 +56,23 @@ class Retention:
             )
             await uow.commit()
         people = 0
-        async with self._uow() as uow:
-            candidates = [
-                p.id for p in await uow.people.inactive_since(now - self._abandoned_after)
-            ]
-        for person_id in candidates:
-            # One transaction per person: one failure must not keep everyone else's data.
+        while True:
             async with self._uow() as uow:
-                person = await uow.session.get(Person, person_id)
-                if person is None:
-                    continue
-                keeps_profile = await uow.people.has_profile(person)
-                if keeps_profile and person.last_seen_at >= now - self._retention:
-                    continue
-                await self._handoffs.forget(uow, person, now)
-                await uow.people.erase(person)
-                await uow.commit()
-                people += 1
+                due = await uow.people.due_for_erasure(
+                    now - self._abandoned_after, now - self._retention, BATCH
+                )
+            for person_id in due:
+                # One transaction per person: one failure must not keep everyone else's data.
+                async with self._uow() as uow:
+                    person = await uow.session.get(Person, person_id)
+                    if person is None:
+                        continue
+                    await self._handoffs.forget(uow, person, now)
+                    await uow.people.erase(person)
+                    await uow.commit()
+                    people += 1
+            if len(due) < BATCH:
+                break
         if conversations or people:
             log.info(
                 "retention: %s unfinished conversations, %s people erased", conversations, people

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.model import Answer, ConversationState, Status
@@ -59,17 +59,24 @@ class PeopleRepository:
                 person.telegram_language = telegram_language
         return person
 
-    async def inactive_since(self, moment: datetime) -> list[Person]:
+    async def due_for_erasure(
+        self, without_profile_before: datetime, with_profile_before: datetime, limit: int
+    ) -> list[int]:
+        """People silent too long: since `without_profile_before` if they never submitted a
+        profile, since `with_profile_before` otherwise. One query, however many people."""
+        has_profile = select(Profile.id).where(Profile.person_id == Person.id).exists()
         result = await self._session.scalars(
-            select(Person).where(Person.last_seen_at < moment).order_by(Person.id)
+            select(Person.id)
+            .where(
+                or_(
+                    Person.last_seen_at < with_profile_before,
+                    and_(Person.last_seen_at < without_profile_before, ~has_profile),
+                )
+            )
+            .order_by(Person.id)
+            .limit(limit)
         )
         return list(result)
-
-    async def has_profile(self, person: Person) -> bool:
-        found = await self._session.scalar(
-            select(Profile.id).where(Profile.person_id == person.id).limit(1)
-        )
-        return found is not None
 
     async def erase(self, person: Person) -> None:
         """Everything about a person goes; their anonymous funnel counts stay."""
