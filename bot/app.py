@@ -126,7 +126,7 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         translator,
         admins=settings.admin_telegram_ids,
         on_sent=handoffs.on_delivered,
-        webhook_sender=WebhookSender(),
+        webhook_sender=WebhookSender(unit_of_work),
         timers=periodic,
         timer_seconds=settings.timer_seconds,
         lease=timedelta(seconds=settings.outbox_lease_seconds),

@@ -144,9 +144,22 @@ class Dispatcher:
                 for r in rows
             ]
             await uow.commit()
-        for message in claimed:
+        # Past the lease another process may take these rows: stop early rather than race it.
+        deadline = now + self._lease * 0.8
+        for position, message in enumerate(claimed):
+            if self._clock() >= deadline:
+                await self._release(claimed[position:])
+                break
             await self._deliver(message)
         return len(claimed)
+
+    async def _release(self, messages: list[Claimed]) -> None:
+        async with self._uow() as uow:
+            for message in messages:
+                row = await uow.outbox.get(message.id)
+                if row is not None:
+                    row.claimed_until = None
+            await uow.commit()
 
     async def _deliver(self, message: Claimed) -> None:
         try:

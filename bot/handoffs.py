@@ -262,7 +262,6 @@ class HandoffService:
                 payload={
                     "kind": "handoff_webhook",
                     "handoff_id": handoff.id,
-                    "secret": record.entry["handoff"].get("webhook_secret"),
                     "body": webhook_body(handoff, record, profile),
                 },
             )
@@ -414,17 +413,18 @@ class HandoffService:
             if coordinator is not None:
                 language = coordinator.language
             text = self._with_status(
-                language, str(payload["text"]), handoff, taker, actor, coordinator_id
+                language, str(payload.get("text", "")), handoff, taker, actor, coordinator_id
             )
             markup = self._markup(language, handoff, coordinator, taker)
             if copy.status != "sent":
                 # Not delivered yet: deliver the up-to-date card instead of the first one.
                 copy.payload = {**payload, "text": text, "reply_markup": markup}
                 continue
-            await uow.outbox.supersede(f"edit:{handoff.id}:{coordinator_id}:", now)
+            key = f"edit:{handoff.id}:{coordinator_id}:{handoff.status}"
+            await uow.outbox.supersede(f"edit:{handoff.id}:{coordinator_id}:", keep=key)
             erased = handoff.status == HandoffStatus.ERASED
             await uow.outbox.enqueue(
-                f"edit:{handoff.id}:{coordinator_id}:{handoff.status}",
+                key,
                 now,
                 chat_id=copy.chat_id,
                 person_id=None if erased else copy.person_id,
@@ -592,7 +592,13 @@ class HandoffService:
         if payload.get("kind") not in ("handoff", "handoff_webhook"):
             return
         handoff = await uow.handoffs.get(int(payload["handoff_id"]))
-        if handoff is None or handoff.delivered_at is not None:
+        if handoff is None:
+            return
+        if handoff.status not in (HandoffStatus.PROPOSED, HandoffStatus.DELIVERED):
+            # The card left while the handoff moved on (taken, declined, erased): it went out
+            # with old buttons or with data since erased, so bring it up to date at once.
+            await self._refresh_copies(uow, handoff, now)
+        if handoff.delivered_at is not None:
             return
         if next_status(handoff.status, HandoffAction.DELIVER):
             self._move(uow, handoff, HandoffStatus.DELIVERED, now)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from bot.dispatcher import Undeliverable
+from storage.uow import UnitOfWork
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -23,10 +25,19 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class WebhookSender:
+    """Signs with the association's secret as it is when sending, so a rotated secret applies
+    to retries too, and no secret is copied into the outbox."""
+
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork]) -> None:
+        self._uow = unit_of_work
+
     async def __call__(self, url: str, payload: dict[str, Any]) -> None:
-        secret = payload.get("secret")
-        if not secret:
-            raise Undeliverable("webhook without a secret")
+        async with self._uow() as uow:
+            record = await uow.catalog.by_slug(str(payload["body"].get("association")))
+            handoff = record.entry.get("handoff", {}) if record is not None else {}
+        secret = handoff.get("webhook_secret")
+        if not secret or handoff.get("webhook_url") != url:
+            raise Undeliverable("the association no longer has this webhook")
         body = json.dumps(payload["body"], ensure_ascii=False, sort_keys=True).encode()
         headers = {
             "Content-Type": "application/json",

@@ -184,7 +184,7 @@ class HandoffRepository:
         """The coordinators' messages of a handoff, as delivered, to edit them later."""
         result = await self._session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.dedup_key.like(f"handoff:{handoff_id}:%"))
+            .where(OutboxMessage.dedup_key.startswith(f"handoff:{handoff_id}:", autoescape=True))
             .order_by(OutboxMessage.id)
         )
         return list(result)

@@ -77,11 +77,14 @@ class OutboxRepository:
             row.claimed_until = now + lease
         return rows
 
-    async def supersede(self, key_prefix: str, now: datetime) -> None:
-        """Older pending edits of one message lose to the newer one: only the latest state shows."""
+    async def supersede(self, key_prefix: str, keep: str) -> None:
+        """Older pending edits of one message lose to the newer one (`keep`): only the latest
+        state shows."""
         rows = await self._session.scalars(
             select(OutboxMessage).where(
-                OutboxMessage.dedup_key.like(f"{key_prefix}%"), OutboxMessage.status == PENDING
+                OutboxMessage.dedup_key.startswith(key_prefix, autoescape=True),
+                OutboxMessage.dedup_key != keep,
+                OutboxMessage.status == PENDING,
             )
         )
         for row in rows:
@@ -98,7 +101,9 @@ class OutboxRepository:
             if row.status == PENDING:
                 row.status = DEAD
                 row.last_error = "erased"
-            row.payload = {"kind": row.payload.get("kind"), "erased": True}
+            # Ids only: enough to scrub a card that was being sent at that very moment.
+            kept = ("kind", "handoff_id", "coordinator_id")
+            row.payload = {key: row.payload[key] for key in kept if key in row.payload}
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         return await self._session.get(OutboxMessage, message_id)
