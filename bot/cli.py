@@ -166,6 +166,10 @@ async def coordinator_list(settings: Settings) -> int:
 
 
 async def coordinator_remove(settings: Settings, slug: str, telegram_id: int) -> int:
+    from bot.handoffs import HandoffService
+    from bot.i18n import Translator
+    from conversations.handoff import SilenceRules
+
     async with _database(settings) as unit_of_work, unit_of_work() as uow:
         record = await uow.catalog.by_slug(slug)
         coordinator = await uow.coordinators.find(record.id, telegram_id) if record else None
@@ -175,10 +179,16 @@ async def coordinator_remove(settings: Settings, slug: str, telegram_id: int) ->
                 file=sys.stderr,
             )
             return 1
+        now = datetime.now(UTC)
         coordinator.active = False
-        coordinator.removed_at = datetime.now(UTC)
+        coordinator.removed_at = now
+        released = await HandoffService(Translator(), (), SilenceRules()).release_taken(
+            uow, coordinator, now
+        )
         await uow.commit()
     print(f"{telegram_id} no longer receives the contacts of {slug}")
+    if released:
+        print(f"{released} contact(s) they had taken are open to the other coordinators again")
     return 0
 
 

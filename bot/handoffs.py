@@ -332,9 +332,12 @@ class HandoffService:
         now: datetime,
         coordinator: Coordinator | None = None,
         reason: str | None = None,
+        event: str | None = None,
     ) -> None:
         handoff.status = target
-        if target is HandoffStatus.DELIVERED:
+        if target is HandoffStatus.DELIVERED and handoff.taken_by is not None:
+            handoff.taken_by = None  # released: open to every coordinator again
+        elif target is HandoffStatus.DELIVERED:
             handoff.delivered_at = now
         elif target is HandoffStatus.TAKEN and coordinator is not None:
             handoff.taken_by = coordinator.id
@@ -346,7 +349,7 @@ class HandoffService:
             if target is HandoffStatus.DECLINED:
                 handoff.decline_reason = reason
         uow.handoffs.record(
-            handoff, str(target), now, coordinator.id if coordinator else None, reason
+            handoff, event or str(target), now, coordinator.id if coordinator else None, reason
         )
 
     async def _after_move(
@@ -610,14 +613,12 @@ class HandoffService:
     # --- erasure -------------------------------------------------------------------------
 
     async def forget(self, uow: UnitOfWork, person: Person, now: datetime) -> None:
-        """Before a person's data goes: tell the associations, scrub their cards, drop queued messages."""
+        """Before a person's data goes: scrub every card that showed it, tell each association
+        (by Telegram and by webhook), drop queued messages; a coordinator's own role goes too."""
         profiles = await uow.profiles.for_person(person)
-        handoffs = await uow.handoffs.of_profiles([p.id for p in profiles])
-        for handoff in handoffs:
-            if next_status(handoff.status, HandoffAction.ERASE) is None:
-                continue
+        for handoff in await uow.handoffs.of_profiles([p.id for p in profiles]):
             record = await uow.session.get(AssociationRecord, handoff.association_id)
-            if record is None:
+            if record is None or next_status(handoff.status, HandoffAction.ERASE) is None:
                 continue
             self._move(uow, handoff, HandoffStatus.ERASED, now)
             await self._refresh_copies(uow, handoff, now)
@@ -633,7 +634,38 @@ class HandoffService:
                         ),
                     },
                 )
+            webhook = record.entry.get("handoff", {}).get("webhook_url")
+            if webhook:
+                await uow.outbox.enqueue(
+                    f"webhook-erased:{handoff.id}",
+                    now,
+                    url=webhook,
+                    payload={
+                        "kind": "erasure_webhook",
+                        "handoff_id": handoff.id,
+                        "body": {
+                            "event": "handoff.erased",
+                            "handoff_id": handoff.id,
+                            "association": record.slug,
+                        },
+                    },
+                )
         await uow.outbox.forget_person(person.id)
+        for coordinator in await uow.coordinators.of_person(person.telegram_id, active_only=False):
+            await self.release_taken(uow, coordinator, now)
+            await uow.coordinators.delete(coordinator)
+        await uow.invites.forget_user(person.telegram_id)
+
+    async def release_taken(self, uow: UnitOfWork, coordinator: Coordinator, now: datetime) -> int:
+        """A coordinator who leaves gives back what they took: their colleagues can take it."""
+        released = 0
+        for handoff in await uow.handoffs.taken_by(coordinator.id):
+            if next_status(handoff.status, HandoffAction.RELEASE) is None:
+                continue
+            self._move(uow, handoff, HandoffStatus.DELIVERED, now, coordinator, event="released")
+            await self._refresh_copies(uow, handoff, now)
+            released += 1
+        return released
 
     # --- coordinators --------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ class HandoffAction(StrEnum):
     CLOSE = "close"
     EXPIRE = "expire"
     ERASE = "erase"
+    # The taker left the association: the contact is open to its other coordinators again.
+    RELEASE = "release"
 
 
 S = HandoffStatus
@@ -44,10 +46,9 @@ _TRANSITIONS: dict[HandoffAction, tuple[frozenset[HandoffStatus], HandoffStatus]
     HandoffAction.CONTACTED: (frozenset({S.TAKEN}), S.CONTACTED),
     HandoffAction.CLOSE: (frozenset({S.TAKEN, S.CONTACTED}), S.CLOSED),
     HandoffAction.EXPIRE: (frozenset({S.PROPOSED, S.DELIVERED}), S.EXPIRED),
-    HandoffAction.ERASE: (
-        frozenset({S.PROPOSED, S.DELIVERED, S.TAKEN, S.CONTACTED}),
-        S.ERASED,
-    ),
+    # Whatever happened to it, an erased person's contact is scrubbed everywhere.
+    HandoffAction.ERASE: (frozenset(S) - {S.ERASED}, S.ERASED),
+    HandoffAction.RELEASE: (frozenset({S.TAKEN, S.CONTACTED}), S.DELIVERED),
 }
 # After these the profile needs another association.
 REROUTING = frozenset({S.DECLINED, S.EXPIRED})

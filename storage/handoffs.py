@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -33,14 +33,16 @@ class CoordinatorRepository:
         )
         return list(result)
 
-    async def of_person(self, telegram_id: int) -> list[Coordinator]:
-        """The active coordinator roles of a Telegram account (one per association)."""
-        result = await self._session.scalars(
-            select(Coordinator)
-            .where(Coordinator.telegram_id == telegram_id, Coordinator.active.is_(True))
-            .order_by(Coordinator.id)
-        )
+    async def of_person(self, telegram_id: int, active_only: bool = True) -> list[Coordinator]:
+        """The coordinator roles of a Telegram account (one per association)."""
+        query = select(Coordinator).where(Coordinator.telegram_id == telegram_id)
+        if active_only:
+            query = query.where(Coordinator.active.is_(True))
+        result = await self._session.scalars(query.order_by(Coordinator.id))
         return list(result)
+
+    async def delete(self, coordinator: Coordinator) -> None:
+        await self._session.delete(coordinator)
 
     async def find(self, association_id: int, telegram_id: int) -> Coordinator | None:
         return await self._session.scalar(
@@ -74,6 +76,11 @@ class InviteRepository:
 
     async def by_hash(self, token_hash: str) -> Invite | None:
         return await self._session.scalar(select(Invite).where(Invite.token_hash == token_hash))
+
+    async def forget_user(self, telegram_id: int) -> None:
+        await self._session.execute(
+            update(Invite).where(Invite.used_by == telegram_id).values(used_by=None)
+        )
 
 
 class HandoffRepository:
@@ -110,6 +117,12 @@ class HandoffRepository:
             select(HandoffEvent)
             .where(HandoffEvent.handoff_id == handoff_id)
             .order_by(HandoffEvent.id)
+        )
+        return list(result)
+
+    async def taken_by(self, coordinator_id: int) -> list[Handoff]:
+        result = await self._session.scalars(
+            select(Handoff).where(Handoff.taken_by == coordinator_id).order_by(Handoff.id)
         )
         return list(result)
 

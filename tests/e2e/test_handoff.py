@@ -432,3 +432,30 @@ async def test_stats_show_where_people_stop_and_how_fast_associations_take_conta
     assert "proxite" in text
     assert "taken: 1" in text
     assert "Inès" not in text  # numbers only, nobody's name
+
+
+async def test_a_coordinator_who_leaves_gives_back_what_they_took(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    karim = await join(app, emulator, 900002, "Karim", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    karim_card = await card_of(karim)
+    press(camille.user, card.message_id, "Je m'en occupe")
+    await young.reads(expect="Bonne nouvelle")
+    taken = await karim.user.next_edit(message_id=karim_card.message_id)
+    assert taken.button_texts == []
+    # Camille erases her own data: her role goes, and Karim can take the contact again.
+    camille.user.send_command("delete")
+    await camille.reads(expect="effacer")
+    await camille.taps("Oui, tout effacer", expect="effacées")
+    reopened = await karim.user.next_edit(message_id=karim_card.message_id)
+    assert any("Je m'en occupe" in label for label in reopened.button_texts)
+    [handoff] = await handoffs_in_db(app)
+    assert (handoff.status, handoff.taken_by) == ("delivered", None)
+    unit_of_work, _ = parts(app)
+    async with unit_of_work() as uow:
+        assert await uow.coordinators.of_person(900001, active_only=False) == []
