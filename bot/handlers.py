@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from telegram import Bot, CallbackQuery, Message, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
@@ -239,6 +239,9 @@ class Handlers:
             elif reply.reasons_for is not None:
                 markup = self._renderer.decline_reasons(reply.language, reply.reasons_for)
                 await message.edit_reply_markup(reply_markup=markup)
+            elif reply.card_markup is not None:
+                card = InlineKeyboardMarkup.de_json(reply.card_markup, message.get_bot())
+                await message.edit_reply_markup(reply_markup=card)
             elif reply.echo is not None:
                 text = self._renderer.echo(reply.language, message.text_html, reply.echo)
                 await message.edit_text(text, reply_markup=None)

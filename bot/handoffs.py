@@ -38,7 +38,7 @@ from conversations.matching import (
     match,
     week_window,
 )
-from conversations.text import Lines, Text, _
+from conversations.text import Lines, Text, When, _
 from storage.models import AssociationRecord, Coordinator, Handoff, Invite, Person, Profile
 from storage.repositories import answers_from_json
 from storage.uow import UnitOfWork
@@ -90,6 +90,7 @@ NO_MATCH_ALERT = _("🔎 Profil sans association : %(gap)s")
 TOAST_TAKEN = _("C'est à vous ! La personne est prévenue.")
 TOAST_ALREADY_TAKEN = _("Déjà pris par %(coordinator)s.")
 TOAST_DONE = _("C'est noté.")
+TOAST_KEPT = _("D'accord, rien n'a changé.")
 TOAST_DECLINED = _("Refusé : le contact part vers une autre association.")
 TOAST_NOT_ALLOWED = _("Ce bouton n'est pas pour vous.")
 TOAST_TOO_LATE = _("Ce contact a déjà changé d'étape.")
@@ -167,6 +168,8 @@ class ActResult:
     toast: Text
     # A decline was asked: show the reasons in place of the buttons.
     reasons_for: int | None = None
+    # "Annuler" under the reasons: the card's own buttons come back.
+    card_markup: dict[str, Any] | None = None
 
 
 def hash_token(token: str) -> str:
@@ -289,7 +292,8 @@ class HandoffService:
         coordinator = await uow.coordinators.find(handoff.association_id, telegram_id)
         if coordinator is not None and not coordinator.active:
             coordinator = None
-        action = HandoffAction(pressed.action)
+        # "keep" (cancel a decline) changes nothing: authorised like a decline, then shown.
+        action = HandoffAction("decline" if pressed.action == "keep" else pressed.action)
         allowed = may_act(
             action,
             handoff.status,
@@ -305,6 +309,10 @@ class HandoffService:
             if taker is not None:
                 return ActResult(TOAST_ALREADY_TAKEN.fmt(coordinator=taker.first_name))
             return ActResult(TOAST_TOO_LATE)
+        if pressed.action == "keep":
+            taker = await uow.coordinators.get(handoff.taken_by) if handoff.taken_by else None
+            markup = self._markup(coordinator.language, handoff, coordinator, taker)
+            return ActResult(TOAST_KEPT, card_markup=markup)
         if action is HandoffAction.DECLINE and pressed.reason is None:
             return ActResult(ASK_REASON, reasons_for=handoff.id)
         target = next_status(handoff.status, action)
@@ -521,7 +529,7 @@ class HandoffService:
         if "filled_by" in answers and answers["filled_by"] != "myself":
             who = engine.display(flow.step("filled_by"), answers["filled_by"], answers)
             lines.append(t.html(language, FILLED_BY.fmt(who=who)))
-        date = profile.submitted_at.strftime("%d/%m/%Y")
+        date = When(profile.submitted_at)
         lines.append(t.html(language, CONSENT_LINE.fmt(date=date, version=CONSENT_VERSION)))
         if answers.get("parent_consent") is True:
             lines.append(t.html(language, PARENTAL_LINE.fmt(date=date)))
@@ -751,7 +759,7 @@ class HandoffService:
                         name=str(profile.answers.get("first_name", "?")),
                         role=ROLE_LINES[profile.role],
                         department=profile.department or "?",
-                        date=handoff.created_at.strftime("%d/%m"),
+                        date=When(handoff.created_at),
                         status=status,
                     )
                 )

@@ -11,14 +11,17 @@ import html
 import io
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 import locales
-from conversations.text import Lines, Param, Text
+from conversations.text import Lines, Param, Text, When
 
 LANGUAGES = ("fr", "en")
+FRENCH_TIME = ZoneInfo("Europe/Paris")
 DEFAULT_LANGUAGE = "fr"
 DOMAIN = "messages"
 
@@ -65,6 +68,10 @@ class Translator:
     def value(self, language: str, value: Param, escape: bool = True) -> str:
         if isinstance(value, Text):
             return self._render(language, value, escape)
+        if isinstance(value, When):
+            # The people and associations are in France: a date is French time, not UTC.
+            local = value.moment.astimezone(FRENCH_TIME)
+            return format_date(local, format="medium", locale=language)
         if isinstance(value, Lines):
             return "\n".join(self.value(language, item, escape) for item in value.items)
         if isinstance(value, tuple):

@@ -44,6 +44,7 @@ SUMMARY_TITLE = {
 }
 SUMMARY_LINE = _("<b>%(title)s</b> : %(value)s")
 CONFIRM = _("✅ C'est bon, j'envoie")
+CANCEL = _("Annuler")
 EDIT = _("✏️ %(title)s")
 ANSWERED = _("→ <b>%(answer)s</b>")
 NOTED = _("C'est noté ✅")
@@ -163,6 +164,8 @@ class Renderer:
             ]
             for c in DECLINE_REASONS
         ]
+        keep = ActOnHandoff(handoff_id, "keep")
+        rows.append([self._button(self._t.plain(language, CANCEL), keep)])
         return InlineKeyboardMarkup(rows)
 
     def toast(self, language: str, text: Text) -> str:

@@ -66,7 +66,7 @@ from conversations.model import (
     Summary,
     TextInput,
 )
-from conversations.text import Lines, Text, _
+from conversations.text import Lines, Text, When, _
 from storage.models import Consent, Conversation, Person, Profile
 from storage.repositories import ConversationRepository, answers_to_json
 from storage.uow import UnitOfWork
@@ -111,6 +111,8 @@ class Reply:
     close_reply_keyboard: bool = False
     # A coordinator asked to decline this handoff: show the reasons on the pressed message.
     reasons_for: int | None = None
+    # The pressed card's own buttons, back after a cancelled decline (Bot API markup).
+    card_markup: dict[str, object] | None = None
     duplicate: bool = False
 
 
@@ -206,6 +208,18 @@ MY_DATA_PROFILE = _("Questionnaire envoyé le %(date)s :\n%(answers)s")
 MY_DATA_IN_PROGRESS = _("Questionnaire en cours :\n%(answers)s")
 MY_DATA_CONSENT = _("Accord « %(kind)s » donné le %(date)s (texte %(version)s)")
 CONSENT_KINDS = {"contact": _("être contacté·e"), "parental": _("parental")}
+# Who received the data (GDPR: the recipients), and what became of it.
+MY_DATA_RECIPIENT = _("Transmis à %(association)s le %(date)s : %(status)s")
+HANDOFF_STATES = {
+    "proposed": _("en attente de réponse"),
+    "delivered": _("en attente de réponse"),
+    "taken": _("pris en charge"),
+    "contacted": _("contact établi"),
+    "closed": _("clos"),
+    "declined": _("refusé, transmis à une autre association"),
+    "expired": _("sans réponse, transmis à une autre association"),
+    "erased": _("effacé"),
+}
 ASK_ERASE = _(
     "Voulez-vous effacer toutes vos données (réponses, contacts, questionnaires) ? C'est définitif."
 )
@@ -311,7 +325,12 @@ class Services:
                 return Reply(language, screens=(Notice(KEPT),), echo=ERASE_NO)
             case ActOnHandoff():
                 result = await self._handoffs.act(uow, sender.telegram_id, action, sender.now)
-                return Reply(language, toast=result.toast, reasons_for=result.reasons_for)
+                return Reply(
+                    language,
+                    toast=result.toast,
+                    reasons_for=result.reasons_for,
+                    card_markup=result.card_markup,
+                )
             case ConfirmJoin(token):
                 record = await self._handoffs.join(
                     uow, token, sender.telegram_id, sender.first_name, language, sender.now
@@ -578,10 +597,11 @@ class Services:
         language: str,
     ) -> Reply:
         parts: list[Text] = []
-        for profile in await uow.profiles.for_person(person):
+        profiles = await uow.profiles.for_person(person)
+        for profile in profiles:
             parts.append(
                 MY_DATA_PROFILE.fmt(
-                    date=profile.submitted_at.strftime("%d/%m/%Y"),
+                    date=When(profile.submitted_at),
                     answers=Lines(self._answers_text(profile.role, profile.answers)),
                 )
             )
@@ -589,8 +609,15 @@ class Services:
             parts.append(
                 MY_DATA_CONSENT.fmt(
                     kind=CONSENT_KINDS.get(consent.kind, _("autre")),
-                    date=consent.given_at.strftime("%d/%m/%Y"),
+                    date=When(consent.given_at),
                     version=consent.text_version,
+                )
+            )
+        for handoff, name in await uow.handoffs.recipients([p.id for p in profiles]):
+            status = HANDOFF_STATES.get(handoff.status, HANDOFF_STATES["proposed"])
+            parts.append(
+                MY_DATA_RECIPIENT.fmt(
+                    association=name, date=When(handoff.created_at), status=status
                 )
             )
         if conversation is not None:

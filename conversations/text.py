@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeAlias
 
-Param: TypeAlias = "str | int | Text | Lines | tuple[Text | str, ...]"
+Param: TypeAlias = "str | int | Text | Lines | When | tuple[Text | str, ...]"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ class Lines:
     """Texts shown one per line (a tuple param is shown inline, items separated by a middle dot)."""
 
     items: tuple[Text | str, ...]
+
+
+@dataclass(frozen=True)
+class When:
+    """A moment, shown as a date in the person's language and in French time."""
+
+    moment: datetime
 
 
 def _(msgid: str) -> Text:

@@ -120,6 +120,18 @@ class HandoffRepository:
         )
         return list(result)
 
+    async def recipients(self, profile_ids: list[int]) -> list[tuple[Handoff, str]]:
+        """Each association a person's profiles went to, with the handoff: what /mydata lists."""
+        if not profile_ids:
+            return []
+        rows = await self._session.execute(
+            select(Handoff, AssociationRecord.name)
+            .join(AssociationRecord, AssociationRecord.id == Handoff.association_id)
+            .where(Handoff.profile_id.in_(profile_ids))
+            .order_by(Handoff.id)
+        )
+        return [(handoff, str(name)) for handoff, name in rows]
+
     async def taken_by(self, coordinator_id: int) -> list[Handoff]:
         result = await self._session.scalars(
             select(Handoff).where(Handoff.taken_by == coordinator_id).order_by(Handoff.id)

@@ -459,3 +459,25 @@ async def test_a_coordinator_who_leaves_gives_back_what_they_took(
     unit_of_work, _ = parts(app)
     async with unit_of_work() as uow:
         assert await uow.coordinators.of_person(900001, active_only=False) == []
+
+
+async def test_cancelling_a_decline_brings_the_cards_buttons_back_and_changes_nothing(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    press(camille.user, card.message_id, "Refuser")
+    reasons = await camille.user.next_edit(message_id=card.message_id)
+    assert "Annuler" in reasons.button_texts
+    press(camille.user, card.message_id, "Annuler")
+    back = await camille.user.next_edit(message_id=card.message_id)
+    assert any("Je m'en occupe" in label for label in back.button_texts)
+    [handoff] = await handoffs_in_db(app)
+    assert handoff.status in ("proposed", "delivered")
+    young.user.send_command("mydata")
+    data = await young.reads(expect="Vos données")
+    assert "Transmis à Proxité" in (data.text or "")
+    assert "en attente de réponse" in (data.text or "")
