@@ -13,6 +13,7 @@ from telegram import (
 )
 
 from bot.actions import Action, ActOnHandoff, Answer, encode
+from bot.cards import CANCEL
 from bot.i18n import Translator
 from bot.services import Notice, Screen
 from conversations.engine import Echo
@@ -44,7 +45,6 @@ SUMMARY_TITLE = {
 }
 SUMMARY_LINE = _("<b>%(title)s</b> : %(value)s")
 CONFIRM = _("✅ C'est bon, j'envoie")
-CANCEL = _("Annuler")
 EDIT = _("✏️ %(title)s")
 ANSWERED = _("→ <b>%(answer)s</b>")
 NOTED = _("C'est noté ✅")

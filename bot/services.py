@@ -36,8 +36,8 @@ from bot.actions import (
     ShowQueue,
     Start,
 )
+from bot.cards import CANCEL
 from bot.handoffs import (
-    CANCEL,
     INVITE_INVALID,
     INVITE_PREFIX,
     JOIN_CONFIRM,
