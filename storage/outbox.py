@@ -112,17 +112,3 @@ class OutboxRepository:
         return await self._session.scalar(
             select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key)
         )
-
-    async def next_due(self) -> datetime | None:
-        return await self._session.scalar(
-            select(OutboxMessage.next_attempt_at)
-            .where(OutboxMessage.status == PENDING)
-            .order_by(OutboxMessage.next_attempt_at)
-            .limit(1)
-        )
-
-    async def pending_count(self) -> int:
-        rows = await self._session.scalars(
-            select(OutboxMessage.id).where(OutboxMessage.status == PENDING)
-        )
-        return len(list(rows))

@@ -108,14 +108,6 @@ class ConversationRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def all_for(self, person: Person) -> list[Conversation]:
-        result = await self._session.scalars(
-            select(Conversation)
-            .where(Conversation.person_id == person.id)
-            .order_by(Conversation.id)
-        )
-        return list(result)
-
     def start(
         self,
         person: Person,
@@ -176,19 +168,6 @@ class ProfileRepository:
             select(Profile).where(Profile.person_id == person.id).order_by(Profile.id)
         )
         return list(result)
-
-    async def weekly_counts(self, start: datetime, end: datetime) -> dict[str, int]:
-        """Profiles sent to each association in [start, end): what its weekly capacity counts."""
-        rows = await self._session.execute(
-            select(Profile.association_slug, func.count())
-            .where(
-                Profile.association_slug.is_not(None),
-                Profile.submitted_at >= start,
-                Profile.submitted_at < end,
-            )
-            .group_by(Profile.association_slug)
-        )
-        return {str(slug): int(count) for slug, count in rows}
 
     async def consents_for(self, person: Person) -> list[Consent]:
         result = await self._session.scalars(
