@@ -40,6 +40,7 @@ format: install
 
 bench: install translations
 	$(BIN)/python bench/bench_matching.py
+	$(BIN)/python bench/bench_chat.py 100
 
 # After changing a user-facing text: refresh the catalogues, then translate what is new.
 extract: install

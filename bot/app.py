@@ -23,7 +23,7 @@ from bot.settings import Settings
 from bot.webhooks import WebhookSender
 from conversations.handoff import SilenceRules
 from conversations.text import Text, _
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, session_factory, write_lock
 from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,10 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    lock = write_lock(settings.database_url)
 
     def unit_of_work() -> UnitOfWork:
-        return UnitOfWork(sessions)
+        return UnitOfWork(sessions, lock)
 
     translator = Translator()
 
@@ -91,11 +92,17 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
             )
         )
         .concurrent_updates(PerChatUpdateProcessor(settings.max_concurrent_updates))
-        # Honours Telegram's retry_after on 429 and keeps under its flood limits.
-        .rate_limiter(AIORateLimiter(max_retries=3))
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)
+        # Honours Telegram's retry_after on 429 and keeps under its flood limits (0: no limit).
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=settings.telegram_max_requests_per_second,
+                overall_time_period=1,
+                max_retries=3,
+            )
+        )
         .build()
     )
     handoffs = HandoffService(

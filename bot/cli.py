@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.settings import Settings
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, session_factory, write_lock
 from storage.migrate import upgrade
 from storage.uow import UnitOfWork
 
@@ -252,8 +252,9 @@ async def catalog_list(settings: Settings) -> int:
 async def _database(settings: Settings) -> AsyncIterator[Callable[[], UnitOfWork]]:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    lock = write_lock(settings.database_url)
     try:
-        yield lambda: UnitOfWork(sessions)
+        yield lambda: UnitOfWork(sessions, lock)
     finally:
         await engine.dispose()
 

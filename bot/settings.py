@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     timer_seconds: float = Field(default=60, gt=0)
     # A dispatcher that dies mid-send leaves its messages to another after this long.
     outbox_lease_seconds: float = Field(default=60, gt=0)
+    # Telegram's flood limit (~30 messages a second per bot); 0 lifts it (a local Bot API server).
+    telegram_max_requests_per_second: float = Field(default=30, ge=0)
     # Updates of different chats handled at once; one chat's updates are always in order.
     max_concurrent_updates: int = Field(default=64, ge=1, le=1024)
 

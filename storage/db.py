@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,36 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def _begin_immediate(connection: Any) -> None:
+    # A transaction that reads, then writes, cannot wait for the write lock once another writer
+    # committed after its read: SQLite answers "database is locked" at once, busy timeout or not.
+    # Taking the write lock at BEGIN makes concurrent updates queue behind the busy timeout.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own implicit BEGIN would hide ours: let SQLAlchemy's "begin" event issue it.
+    dbapi_connection.isolation_level = None
     # WAL lets readers and the writer proceed together; NORMAL is durable enough with WAL;
     # the busy timeout makes a second process wait for the write lock instead of failing.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
+
+
+def write_lock(url: str) -> asyncio.Lock | None:
+    """One lock per SQLite database and process: every transaction here writes (BEGIN
+    IMMEDIATE), so they queue in the event loop rather than in SQLite's busy timeout, which
+    64 concurrent updates would exhaust. PostgreSQL needs none."""
+    return asyncio.Lock() if is_sqlite(url) else None
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

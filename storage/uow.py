@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,9 +31,14 @@ class UnitOfWork:
     invites: InviteRepository
     handoffs: HandoffRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None
+    ) -> None:
         self._sessions = sessions
         self._session: AsyncSession | None = None
+        # SQLite has one writer at a time: within a process, transactions queue on this lock
+        # instead of piling up on SQLite's busy timeout (see storage.db.write_lock).
+        self._lock = lock
 
     @property
     def session(self) -> AsyncSession:
@@ -40,6 +46,8 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
+        if self._lock is not None:
+            await self._lock.acquire()
         self._session = self._sessions()
         self.people = PeopleRepository(self._session)
         self.conversations = ConversationRepository(self._session)
@@ -65,6 +73,8 @@ class UnitOfWork:
             await self.session.close()
         finally:
             self._session = None
+            if self._lock is not None:
+                self._lock.release()
 
     async def commit(self) -> None:
         await self.session.commit()
