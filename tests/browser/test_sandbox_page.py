@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,8 @@ from bot.sandbox.runner import run_sandbox
 from bot.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "sandbox.png"
+# Screenshots go to the test's temporary folder; UPDATE_SCREENSHOTS=1 refreshes the README's.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 pytestmark = [
     pytest.mark.browser,
@@ -82,7 +84,14 @@ async def says(pane: Locator, text: str) -> None:
     await pane.get_by_role("textbox").press("Enter")
 
 
-async def test_a_young_person_fills_the_questionnaire_in_the_browser(page: Page) -> None:
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    return DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
+async def test_a_young_person_fills_the_questionnaire_in_the_browser(
+    page: Page, screenshots: Path
+) -> None:
     young = page.locator("#pane-100001")
     mentor = page.locator("#pane-200001")
     await expect(page.get_by_role("tab", name="Jeune")).to_have_attribute("aria-selected", "true")
@@ -106,8 +115,7 @@ async def test_a_young_person_fills_the_questionnaire_in_the_browser(page: Page)
     await taps(young, "Orientation")
     # The toggle re-renders the buttons of the same message in place.
     await expect(young.get_by_role("button", name="☑️ Orientation")).to_have_count(1)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT))
+    await page.screenshot(path=str(screenshots / "sandbox.png"))
     await taps(young, "Valider")
     await bot_asks(young, "rencontrer")
     await taps(young, "Les deux me vont")
@@ -131,7 +139,7 @@ async def test_a_young_person_fills_the_questionnaire_in_the_browser(page: Page)
     await expect(card).to_contain_text("Inès")
     await card.get_by_role("button", name="🙋 Je m'en occupe").click()
     await expect(card).to_contain_text("Vous vous en occupez")
-    await page.screenshot(path=str(SCREENSHOT.with_name("sandbox-coordinator.png")))
+    await page.screenshot(path=str(screenshots / "sandbox-coordinator.png"))
     await page.get_by_role("tab", name="Jeune").click()
     await bot_asks(young, "Bonne nouvelle")
     await expect(young.locator(".message.from-bot").last).to_contain_text("Camille")
