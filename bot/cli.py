@@ -269,9 +269,14 @@ def run(settings: Settings) -> int:
             # The terminal says what the sandbox is in two lines; INFO logs would bury them.
             logging.getLogger().setLevel(logging.WARNING)
         return serve(sandbox, settings.web_host, settings.web_port)
+    upgrade(settings.database_url)
+    if settings.webhook_url:
+        from bot.web import run_webhook
+
+        asyncio.run(run_webhook(settings))
+        return 0
     from bot.app import build_application
 
-    upgrade(settings.database_url)
     application = build_application(settings)
     # Updates that arrived while the bot was down are kept: nobody's answer is dropped.
     application.run_polling(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/mentorat.db"
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     # Imported automatically when the database has no association yet.
     catalog_path: Path = SAMPLE_CATALOG
     log_level: str = "INFO"
+    # Webhook mode (several processes behind a load balancer): Telegram POSTs updates to this
+    # public HTTPS URL, which a reverse proxy forwards to WEB_HOST:WEB_PORT (same path).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
     # Without a token, `run` serves the sandbox page here, on its own database.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=1, le=65535)
@@ -48,6 +53,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(int(part) for part in value.replace(";", ",").split(",") if part.strip())
         return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_accepts_the_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Bot API: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("WEBHOOK_SECRET: 1 to 256 characters among A-Z a-z 0-9 _ -")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_its_secret(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET (random, 32+ characters)")
+        if self.webhook_url and not self.webhook_url.startswith("https://"):
+            raise ValueError("WEBHOOK_URL must be https:// (Telegram only calls HTTPS webhooks)")
+        return self
 
     @field_validator("telegram_bot_token", mode="before")
     @classmethod
