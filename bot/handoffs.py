@@ -467,24 +467,29 @@ class HandoffService:
                 handoff.reminded_at = now
                 uow.handoffs.record(handoff, "reminded", now)
                 hours = int(self._rules.remind_after.total_seconds() // 3600)
-                for coordinator in await uow.coordinators.of_association(record.id):
-                    await uow.outbox.enqueue(
-                        f"remind:{handoff.id}:{coordinator.id}",
-                        now,
-                        chat_id=coordinator.telegram_id,
-                        payload={
-                            "kind": "reminder",
-                            "text": self._t.html(
-                                coordinator.language, REMINDER.fmt(id=handoff.id, hours=hours)
-                            ),
-                        },
-                    )
+                reminder = REMINDER.fmt(id=handoff.id, hours=hours)
+                await self._tell_coordinators(uow, record.id, f"remind:{handoff.id}", reminder, now)
             else:
                 self._move(uow, handoff, HandoffStatus.EXPIRED, now)
                 await self._after_move(uow, handoff, record, profile, now)
             log.info("handoff %s: %s", handoff.id, due)
             await uow.commit()
             return 1
+
+    async def _tell_coordinators(
+        self, uow: UnitOfWork, association_id: int, key: str, text: Text, now: datetime
+    ) -> None:
+        """One message to each active coordinator of an association, in their language."""
+        for coordinator in await uow.coordinators.of_association(association_id):
+            await uow.outbox.enqueue(
+                f"{key}:{coordinator.id}",
+                now,
+                chat_id=coordinator.telegram_id,
+                payload={
+                    "kind": key.split(":")[0],
+                    "text": self._t.html(coordinator.language, text),
+                },
+            )
 
     async def on_delivered(self, uow: UnitOfWork, payload: dict[str, Any], now: datetime) -> None:
         """The dispatcher delivered a card or a webhook: the handoff is now delivered."""
@@ -518,18 +523,8 @@ class HandoffService:
                 continue
             self._move(uow, handoff, HandoffStatus.ERASED, now)
             await self._refresh_copies(uow, handoff, now)
-            for coordinator in await uow.coordinators.of_association(record.id):
-                await uow.outbox.enqueue(
-                    f"erased:{handoff.id}:{coordinator.id}",
-                    now,
-                    chat_id=coordinator.telegram_id,
-                    payload={
-                        "kind": "erasure_notice",
-                        "text": self._t.html(
-                            coordinator.language, ERASED_NOTICE.fmt(id=handoff.id)
-                        ),
-                    },
-                )
+            notice = ERASED_NOTICE.fmt(id=handoff.id)
+            await self._tell_coordinators(uow, record.id, f"erased:{handoff.id}", notice, now)
             webhook = record.entry.get("handoff", {}).get("webhook_url")
             if webhook:
                 await uow.outbox.enqueue(
