@@ -11,7 +11,8 @@ RUN pip install --no-cache-dir Babel \
     && pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# In a container the webhook server (WEBHOOK_URL set) must listen beyond the loopback.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 WEB_HOST=0.0.0.0
 RUN useradd --create-home --uid 10001 mentorat
 WORKDIR /app
 COPY --from=build /wheels /wheels
@@ -19,4 +20,5 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && mkdir -p /app/data && chown mentorat:mentorat /app/data
 USER mentorat
 VOLUME ["/app/data"]
+EXPOSE 8080
 CMD ["mentorat-bot", "run"]
