@@ -33,7 +33,6 @@ THEMES = frozenset(choice.value for choice in THEME_CHOICES)
 MENTEE_GROUPS = frozenset(choice.value for choice in MENTEE_GROUP_CHOICES)
 # How pairs meet, as an association offers it; a person may also answer "either".
 FORMATS: frozenset[str] = frozenset({"in_person", "remote"})
-FORMAT_PREFERENCES = frozenset(choice.value for choice in FORMAT_CHOICES)
 # The areas an association may give priority to (the mentee's optional "area" answer).
 PRIORITY_AREAS: frozenset[str] = frozenset({"qpv", "rural"})
 MENTEE_MIN_AGE: int = MIN_AGE
