@@ -100,7 +100,10 @@ class Cards:
             return InlineKeyboardButton(self._t.plain(language, label), callback_data=data)
 
         rows: list[list[InlineKeyboardButton]] = []
-        if status in (HandoffStatus.PROPOSED, HandoffStatus.DELIVERED):
+        if coordinator is None or not coordinator.active:
+            # A coordinator who left keeps a record of the card, with no button to press.
+            rows = []
+        elif status in (HandoffStatus.PROPOSED, HandoffStatus.DELIVERED):
             rows = [[button(TAKE, "take"), button(DECLINE, "decline")]]
         elif coordinator is not None and taker is not None and coordinator.id == taker.id:
             if status is HandoffStatus.TAKEN:

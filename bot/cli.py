@@ -179,11 +179,8 @@ async def coordinator_remove(settings: Settings, slug: str, telegram_id: int) ->
                 file=sys.stderr,
             )
             return 1
-        now = datetime.now(UTC)
-        coordinator.active = False
-        coordinator.removed_at = now
-        released = await HandoffService(Translator(), (), SilenceRules()).release_taken(
-            uow, coordinator, now
+        released = await HandoffService(Translator(), (), SilenceRules()).leave(
+            uow, coordinator, datetime.now(UTC)
         )
         await uow.commit()
     print(f"{telegram_id} no longer receives the contacts of {slug}")

@@ -211,23 +211,36 @@ class Dispatcher:
         return sent.message_id
 
     async def _sent(self, message: Claimed, sent_id: int | None) -> None:
+        erased_meanwhile = False
         async with self._uow() as uow:
             row = await uow.outbox.get(message.id)
             if row is None:
                 return
-            row.status = SENT
+            # Erased while it was on its way: it stays dead, but the message that went out must
+            # now be scrubbed, which the on_sent hook does from the "erased_card" it gets.
+            erased_meanwhile = row.status == DEAD and row.last_error == "erased"
+            if not erased_meanwhile:
+                row.status = SENT
             row.sent_at = self._clock()
             row.sent_message_id = sent_id
             row.claimed_until = None
             row.attempts = message.attempts + 1
             await uow.commit()
         log.info("outbox %s delivered (%s)", message.id, message.payload.get("kind"))
+        payload = message.payload
+        if erased_meanwhile:
+            payload = {
+                "kind": "erased_card",
+                "handoff_id": payload.get("handoff_id"),
+                "chat_id": message.chat_id,
+                "message_id": sent_id,
+            }
         if self._on_sent is not None:
             # Separate from marking it sent: a conflict here must never cause a second send.
             for _attempt in range(3):
                 try:
                     async with self._uow() as uow:
-                        await self._on_sent(uow, message.payload, self._clock())
+                        await self._on_sent(uow, payload, self._clock())
                         await uow.commit()
                     break
                 except StaleDataError:

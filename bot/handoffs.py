@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.actions import ActOnHandoff
-from bot.cards import ROLE_LINES, Cards
+from bot.cards import ROLE_LINES, STATUS_ERASED, Cards
 from bot.catalog import associations_of
 from bot.i18n import Translator
 from conversations.flows import CONSENT_VERSION
@@ -320,7 +320,10 @@ class HandoffService:
     ) -> None:
         handoff.status = target
         if target is HandoffStatus.DELIVERED and handoff.taken_by is not None:
-            handoff.taken_by = None  # released: open to every coordinator again
+            # Released: open to every coordinator again, and silence is counted from now.
+            handoff.taken_by = None
+            handoff.delivered_at = now
+            handoff.reminded_at = None
         elif target is HandoffStatus.DELIVERED:
             handoff.delivered_at = now
         elif target is HandoffStatus.TAKEN and coordinator is not None:
@@ -352,7 +355,8 @@ class HandoffService:
             text = PERSON_TAKEN[profile.role].fmt(
                 coordinator=taker.first_name if taker else record.name, association=record.name
             )
-            await self._tell_person(uow, f"taken:{handoff.id}", person, profile, text, now)
+            key = f"taken:{handoff.id}:{handoff.version}"
+            await self._tell_person(uow, key, person, profile, text, now)
         if handoff.status in REROUTING:
             result = await self.route(uow, profile, now)
             if person is None:
@@ -407,7 +411,8 @@ class HandoffService:
                 # Not delivered yet: deliver the up-to-date card instead of the first one.
                 copy.payload = {**payload, "text": text, "reply_markup": markup}
                 continue
-            key = f"edit:{handoff.id}:{coordinator_id}:{handoff.status}"
+            # The version tells apart two passes through one status (taken, released, taken).
+            key = f"edit:{handoff.id}:{coordinator_id}:{handoff.status}:{handoff.version}"
             await uow.outbox.supersede(f"edit:{handoff.id}:{coordinator_id}:", keep=key)
             erased = handoff.status == HandoffStatus.ERASED
             await uow.outbox.enqueue(
@@ -455,7 +460,10 @@ class HandoffService:
             if handoff is None:
                 return 0
             due = self._rules.due(
-                handoff.status, handoff.created_at, handoff.reminded_at is not None, now
+                handoff.status,
+                handoff.delivered_at or handoff.created_at,
+                handoff.reminded_at is not None,
+                now,
             )
             if due is None:
                 return 0
@@ -493,6 +501,22 @@ class HandoffService:
 
     async def on_delivered(self, uow: UnitOfWork, payload: dict[str, Any], now: datetime) -> None:
         """The dispatcher delivered a card or a webhook: the handoff is now delivered."""
+        if payload.get("kind") == "erased_card" and payload.get("message_id"):
+            # Its person erased their data while it was being sent: scrub it at once.
+            await uow.outbox.enqueue(
+                f"scrub:{payload['chat_id']}:{payload['message_id']}",
+                now,
+                chat_id=int(payload["chat_id"]),
+                payload={
+                    "kind": "handoff_edit",
+                    "method": "edit",
+                    "message_id": payload["message_id"],
+                    "text": self._t.html(
+                        ADMIN_LANGUAGE, STATUS_ERASED.fmt(id=payload.get("handoff_id") or "?")
+                    ),
+                },
+            )
+            return
         if payload.get("kind") not in ("handoff", "handoff_webhook"):
             return
         handoff = await uow.handoffs.get(int(payload["handoff_id"]))
@@ -543,12 +567,19 @@ class HandoffService:
                 )
         await uow.outbox.forget_person(person.id)
         for coordinator in await uow.coordinators.of_person(person.telegram_id, active_only=False):
-            await self.release_taken(uow, coordinator, now)
+            await self.leave(uow, coordinator, now)
             await uow.coordinators.delete(coordinator)
         await uow.invites.forget_user(person.telegram_id)
 
-    async def release_taken(self, uow: UnitOfWork, coordinator: Coordinator, now: datetime) -> int:
-        """A coordinator who leaves gives back what they took: their colleagues can take it."""
+    async def leave(self, uow: UnitOfWork, coordinator: Coordinator, now: datetime) -> int:
+        """A coordinator stops: no more cards or reminders, and what they took goes back to
+        their colleagues. Returns how many contacts were given back."""
+        coordinator.active = False
+        coordinator.removed_at = now
+        await uow.outbox.drop_pending_for_chat(coordinator.telegram_id)
+        return await self._release_taken(uow, coordinator, now)
+
+    async def _release_taken(self, uow: UnitOfWork, coordinator: Coordinator, now: datetime) -> int:
         released = 0
         for handoff in await uow.handoffs.taken_by(coordinator.id):
             if next_status(handoff.status, HandoffAction.RELEASE) is None:

@@ -56,21 +56,19 @@ class Retention:
             )
             await uow.commit()
         people = 0
+        after = 0
         while True:
             async with self._uow() as uow:
                 due = await uow.people.due_for_erasure(
-                    now - self._abandoned_after, now - self._retention, BATCH
+                    now - self._abandoned_after, now - self._retention, BATCH, after
                 )
             for person_id in due:
+                after = person_id
                 # One transaction per person: one failure must not keep everyone else's data.
-                async with self._uow() as uow:
-                    person = await uow.session.get(Person, person_id)
-                    if person is None:
-                        continue
-                    await self._handoffs.forget(uow, person, now)
-                    await uow.people.erase(person)
-                    await uow.commit()
-                    people += 1
+                try:
+                    people += await self._erase(person_id, now)
+                except Exception:
+                    log.exception("retention: person %s could not be erased", person_id)
             if len(due) < BATCH:
                 break
         if conversations or people:
@@ -78,3 +76,13 @@ class Retention:
                 "retention: %s unfinished conversations, %s people erased", conversations, people
             )
         return Purged(conversations, people)
+
+    async def _erase(self, person_id: int, now: datetime) -> int:
+        async with self._uow() as uow:
+            person = await uow.session.get(Person, person_id)
+            if person is None:
+                return 0
+            await self._handoffs.forget(uow, person, now)
+            await uow.people.erase(person)
+            await uow.commit()
+            return 1

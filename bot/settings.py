@@ -72,7 +72,7 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_URL must be https:// (Telegram only calls HTTPS webhooks)")
         return self
 
-    @field_validator("telegram_bot_token", mode="before")
+    @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
     @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
+    def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -31,6 +31,9 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Updates are a few kilobytes; anything bigger is not from Telegram.
 MAX_BODY = 1024 * 1024
+READY_TIMEOUT = 2.0
+# The Bot API accepts 1 to 100 simultaneous webhook connections.
+MAX_CONNECTIONS = 100
 
 
 class Metrics:
@@ -48,15 +51,16 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
     async def telegram(request: web.Request) -> web.Response:
         """One update from Telegram, handled before the answer."""
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), secret.encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode()):
             metrics.counts["refused"] += 1
             return web.Response(status=403)
         try:
-            update = Update.de_json(await request.json(), application.bot)
-        except ValueError:
-            metrics.counts["malformed"] += 1
-            return web.Response(status=400)
+            data = await request.json()
+            update = Update.de_json(data, application.bot) if isinstance(data, dict) else None
+        except (ValueError, TypeError, KeyError):
+            update = None
         if update is None:
+            metrics.counts["malformed"] += 1
             return web.Response(status=400)
         # Through the per-chat processor: one chat's updates in order, as in polling mode.
         await application.update_processor.process_update(
@@ -68,10 +72,14 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def ping() -> None:
+        async with unit_of_work() as uow:
+            await uow.session.execute(text("SELECT 1"))
+
     async def readyz(_request: web.Request) -> web.Response:
         try:
-            async with unit_of_work() as uow:
-                await uow.session.execute(text("SELECT 1"))
+            # A probe must answer quickly, even when SQLite transactions queue up.
+            await asyncio.wait_for(ping(), timeout=READY_TIMEOUT)
         except Exception:
             return web.Response(status=503, text="database unreachable\n")
         return web.Response(text="ready\n")
@@ -129,16 +137,16 @@ async def run_webhook(
             settings.webhook_url,
             secret_token=settings.webhook_secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES,
-            max_connections=settings.max_concurrent_updates,
+            max_connections=min(settings.max_concurrent_updates, MAX_CONNECTIONS),
         )
         await application.start()
         runner = web.AppRunner(webhook_app(application, settings), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
-        log.info("webhook mode: serving on %s:%s", settings.web_host, settings.web_port)
-        if ready is not None:
-            ready.set()
         try:
+            await runner.setup()
+            await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+            log.info("webhook mode: serving on %s:%s", settings.web_host, settings.web_port)
+            if ready is not None:
+                ready.set()
             await stop.wait()
         finally:
             await runner.cleanup()

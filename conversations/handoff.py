@@ -91,11 +91,12 @@ class SilenceRules:
     remind_after: timedelta = timedelta(hours=48)
     reroute_after: timedelta = timedelta(days=7)
 
-    def due(self, status: str, created_at: datetime, reminded: bool, now: datetime) -> str | None:
-        """ "reroute", "remind" or None for a handoff nobody took yet."""
+    def due(self, status: str, since: datetime, reminded: bool, now: datetime) -> str | None:
+        """What silence calls for ("reroute", "remind" or None) on a handoff nobody took, silent
+        `since` then: its delivery, or its release by a coordinator who left."""
         if status not in (S.PROPOSED, S.DELIVERED):
             return None
-        waited = now - created_at
+        waited = now - since
         if waited >= self.reroute_after:
             return "reroute"
         if waited >= self.remind_after and not reminded:

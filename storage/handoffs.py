@@ -199,7 +199,8 @@ class HandoffRepository:
 
     async def silent_since(self, moment: datetime, reminded: bool) -> list[Handoff]:
         """Handoffs nobody took since `moment`: to remind (not reminded yet) or to re-route."""
-        query = select(Handoff).where(Handoff.status.in_(OPEN), Handoff.created_at <= moment)
+        since = func.coalesce(Handoff.delivered_at, Handoff.created_at)
+        query = select(Handoff).where(Handoff.status.in_(OPEN), since <= moment)
         if not reminded:
             query = query.where(Handoff.reminded_at.is_(None))
         result = await self._session.scalars(query.order_by(Handoff.id))

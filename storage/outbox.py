@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,6 +90,14 @@ class OutboxRepository:
         for row in rows:
             row.status = DEAD
             row.last_error = "superseded"
+
+    async def drop_pending_for_chat(self, chat_id: int) -> None:
+        """Nothing more goes to a coordinator who left, not even what was already queued."""
+        await self._session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.status == PENDING)
+            .values(status=DEAD, last_error="recipient left")
+        )
 
     async def forget_person(self, person_id: int) -> None:
         """Erasure: queued or sent messages about a person lose their text (it holds their data)."""

@@ -15,6 +15,7 @@ from storage.models import (
     AssociationRecord,
     Consent,
     Conversation,
+    Coordinator,
     FunnelEvent,
     Person,
     ProcessedUpdate,
@@ -60,18 +61,29 @@ class PeopleRepository:
         return person
 
     async def due_for_erasure(
-        self, without_profile_before: datetime, with_profile_before: datetime, limit: int
+        self,
+        without_profile_before: datetime,
+        with_profile_before: datetime,
+        limit: int,
+        after: int = 0,
     ) -> list[int]:
         """People silent too long: since `without_profile_before` if they never submitted a
         profile, since `with_profile_before` otherwise. One query, however many people."""
         has_profile = select(Profile.id).where(Profile.person_id == Person.id).exists()
+        # Coordinators talk to the bot when contacts come, not every month: their role stays.
+        coordinates = (
+            select(Coordinator.id)
+            .where(Coordinator.telegram_id == Person.telegram_id, Coordinator.active.is_(True))
+            .exists()
+        )
         result = await self._session.scalars(
             select(Person.id)
             .where(
+                Person.id > after,
                 or_(
                     Person.last_seen_at < with_profile_before,
-                    and_(Person.last_seen_at < without_profile_before, ~has_profile),
-                )
+                    and_(Person.last_seen_at < without_profile_before, ~has_profile, ~coordinates),
+                ),
             )
             .order_by(Person.id)
             .limit(limit)

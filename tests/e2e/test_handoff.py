@@ -93,6 +93,15 @@ async def handoffs_in_db(app: Application) -> list[Handoff]:  # type: ignore[typ
         return list(await uow.session.scalars(select(Handoff).order_by(Handoff.id)))
 
 
+async def recorded_as_delivered(app: Application) -> None:  # type: ignore[type-arg]
+    """The dispatcher records a delivery just after the card arrives: wait for that record."""
+    for _ in range(100):
+        if all(h.delivered_at is not None for h in await handoffs_in_db(app)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the handoff was never recorded as delivered")
+
+
 async def toast_on(user: EmulatedUser, message_id: int) -> Any:
     while True:
         toast = await user.next_toast()
@@ -241,6 +250,7 @@ async def test_silence_reminds_the_coordinators_once_then_reroutes_once(
     yanis = await join(app, emulator, 900003, "Yanis", SECOND)
     young = await complete_sign_up(person)
     await card_of(camille)
+    await recorded_as_delivered(app)  # silence counts from the delivery
     unit_of_work, handoffs = parts(app)
     clock.offset = timedelta(hours=49)
     assert await handoffs.run_timers(unit_of_work, clock()) == 1
@@ -481,3 +491,65 @@ async def test_cancelling_a_decline_brings_the_cards_buttons_back_and_changes_no
     data = await young.reads(expect="Vos données")
     assert "Transmis à Proxité" in (data.text or "")
     assert "en attente de réponse" in (data.text or "")
+
+
+async def test_a_coordinator_silent_for_a_month_keeps_the_role(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+) -> None:
+    await join(app, emulator, 900001, "Camille", FIRST)
+    await app.bot_data["retention"].purge(datetime.now(UTC) + timedelta(days=31))
+    unit_of_work, _ = parts(app)
+    async with unit_of_work() as uow:
+        assert len(await uow.coordinators.of_person(900001)) == 1
+
+
+async def test_after_a_release_the_next_taker_gets_working_buttons_and_the_person_is_told(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    karim = await join(app, emulator, 900002, "Karim", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    karim_card = await card_of(karim)
+    press(camille.user, card.message_id, "Je m'en occupe")
+    await young.reads(expect="Bonne nouvelle")
+    await karim.user.next_edit(message_id=karim_card.message_id)
+    camille.user.send_command("delete")
+    await camille.reads(expect="effacer")
+    await camille.taps("Oui, tout effacer", expect="effacées")
+    await karim.user.next_edit(message_id=karim_card.message_id)  # reopened
+    press(karim.user, karim_card.message_id, "Je m'en occupe")
+    taken = await karim.user.next_edit(message_id=karim_card.message_id)
+    assert any("Contact établi" in label for label in taken.button_texts)
+    told = await young.user.wait_for_message(lambda m: "Karim" in (m.text or ""))
+    assert "Bonne nouvelle" in (told.text or "")
+
+
+async def test_a_released_contact_is_not_rerouted_at_once_for_its_age(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+    clock: Clock,
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    await join(app, emulator, 900002, "Karim", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    press(camille.user, card.message_id, "Je m'en occupe")
+    await young.reads(expect="Bonne nouvelle")
+    clock.offset = timedelta(days=10)  # Camille leaves ten days later
+    unit_of_work, handoffs = parts(app)
+    async with unit_of_work() as uow:
+        record = await uow.catalog.by_slug(FIRST)
+        assert record is not None
+        coordinator = await uow.coordinators.find(record.id, 900001)
+        assert coordinator is not None
+        assert await handoffs.leave(uow, coordinator, clock()) == 1
+        await uow.commit()
+    assert await handoffs.run_timers(unit_of_work, clock()) == 0
+    [handoff] = await handoffs_in_db(app)
+    assert handoff.status == "delivered"

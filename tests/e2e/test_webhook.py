@@ -107,3 +107,21 @@ async def test_operators_get_health_readiness_and_metrics(
             body = await metrics.text()
     assert 'mentorat_webhook_requests_total{result="updates"} 1' in body
     assert "Inès" not in body
+
+
+async def test_odd_requests_get_a_client_error_never_a_crash(
+    webhook: str, emulator: BotApiEmulator
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{webhook}/telegram",
+            headers={SECRET_HEADER: SECRET},
+            json=[1, 2],
+        ) as not_an_object:
+            assert not_an_object.status == 400
+        async with session.post(
+            f"{webhook}/telegram",
+            headers={SECRET_HEADER: "caf\xe9"},
+            json={},
+        ) as latin1_secret:
+            assert latin1_secret.status == 403

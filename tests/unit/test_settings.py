@@ -39,3 +39,11 @@ def test_a_webhook_secret_telegram_would_refuse_is_refused_here(
     monkeypatch.setenv("WEBHOOK_SECRET", secret)
     with pytest.raises(ValidationError, match="A-Z a-z 0-9"):
         Settings()
+
+
+def test_an_empty_webhook_secret_is_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "")
+    monkeypatch.setenv("WEBHOOK_URL", "")
+    settings = Settings()
+    assert settings.webhook_secret is None
+    assert settings.webhook_url is None
