@@ -139,11 +139,13 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
     services = Services(unit_of_work, translator, handoffs, on_outbox=dispatcher.wake)
-    Handlers(services, Renderer(translator), clock).register(application)
+    handlers = Handlers(services, Renderer(translator), clock)
+    handlers.register(application)
     # Tests and the sandbox reach the running parts through here.
     application.bot_data["dispatcher"] = dispatcher
     application.bot_data["services"] = services
     application.bot_data["unit_of_work"] = unit_of_work
     application.bot_data["handoffs"] = handoffs
     application.bot_data["retention"] = retention
+    application.bot_data["handlers"] = handlers
     return application

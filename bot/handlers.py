@@ -46,6 +46,7 @@ class Handlers:
         self._services = services
         self._renderer = renderer
         self._clock = clock
+        self.failed_updates: set[int] = set()
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         # Order matters: group messages are answered before any private-chat handler sees them.
@@ -172,6 +173,12 @@ class Handlers:
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log without personal data, and tell the person their answers are safe."""
         update_id = update.update_id if isinstance(update, Update) else None
+        if update_id is not None:
+            # Webhook mode answers Telegram 500 for these, so that it sends the update again.
+            # Polling mode never reads them: keep the set from growing without end.
+            if len(self.failed_updates) > 10_000:
+                self.failed_updates.clear()
+            self.failed_updates.add(update_id)
         log.error(
             "update %s failed: %s",
             update_id,

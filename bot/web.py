@@ -47,6 +47,7 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
     secret = settings.webhook_secret.get_secret_value()
     unit_of_work: Callable[[], UnitOfWork] = application.bot_data["unit_of_work"]
     metrics = Metrics()
+    failed: set[int] = application.bot_data["handlers"].failed_updates
 
     async def telegram(request: web.Request) -> web.Response:
         """One update from Telegram, handled before the answer."""
@@ -66,6 +67,12 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
         await application.update_processor.process_update(
             update, application.process_update(update)
         )
+        if update.update_id in failed:
+            # Nothing was committed: a 500 makes Telegram send it again, and the recorded ids
+            # of handled updates keep that retry from doing anything twice.
+            failed.discard(update.update_id)
+            metrics.counts["failed"] += 1
+            return web.Response(status=500)
         metrics.counts["updates"] += 1
         return web.Response(status=200)
 
@@ -97,7 +104,7 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
             "# TYPE mentorat_webhook_requests_total counter",
             *(
                 f'mentorat_webhook_requests_total{{result="{result}"}} {metrics.counts[result]}'
-                for result in ("updates", "refused", "malformed")
+                for result in ("updates", "failed", "refused", "malformed")
             ),
             "# TYPE mentorat_outbox_messages gauge",
             *(f'mentorat_outbox_messages{{status="{s}"}} {n}' for s, n in outbox_counts),

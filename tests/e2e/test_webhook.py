@@ -26,7 +26,25 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def webhook(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[str]:
+def applications(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The applications run_webhook builds, for tests that reach inside."""
+    import bot.web
+
+    built: list[Any] = []
+    original = bot.web.build_application
+
+    def keep(settings: Any) -> Any:
+        built.append(original(settings))
+        return built[-1]
+
+    monkeypatch.setattr(bot.web, "build_application", keep)
+    return built
+
+
+@pytest.fixture
+async def webhook(
+    emulator: BotApiEmulator, sqlite_url: str, applications: list[Any]
+) -> AsyncIterator[str]:
     port = free_port()
     settings = settings_for(emulator, sqlite_url).model_copy(
         update={"webhook_url": PUBLIC_URL, "webhook_secret": SecretStr(SECRET), "web_port": port}
@@ -125,3 +143,25 @@ async def test_odd_requests_get_a_client_error_never_a_crash(
             json={},
         ) as latin1_secret:
             assert latin1_secret.status == 403
+
+
+async def test_an_update_that_failed_gets_a_500_so_telegram_sends_it_again(
+    webhook: str, emulator: BotApiEmulator, applications: list[Any]
+) -> None:
+    services = applications[0].bot_data["services"]
+    original = services.handle
+    calls = []
+
+    async def fails_once(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+        return await original(*args)
+
+    services.handle = fails_once
+    user = emulator.user(6004, "Inès")
+    user.send_command("start")
+    update = take_update(emulator)
+    assert await post(webhook, update) == 500
+    assert await post(webhook, update) == 200
+    assert "Collectif Mentorat" in (user.messages[-1].text or "")
