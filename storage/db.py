@@ -29,6 +29,9 @@ def ensure_sqlite_directory(url: str) -> None:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     ensure_sqlite_directory(url)
+    # SQL errors quote their parameters by default, and those are answers: names, phones,
+    # e-mails. Logged with a traceback, they would leak; hide them.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)

@@ -194,3 +194,21 @@ async def test_on_sqlite_64_updates_at_once_all_commit(sqlite_url: str) -> None:
         for telegram_id in people:
             assert await uow.updates.seen(telegram_id)
     await engine.dispose()
+
+
+async def test_a_database_error_does_not_quote_the_answers_it_was_given(database_url: str) -> None:
+    """Errors are logged with their traceback: the SQL parameters (answers) must not be in them."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with UnitOfWork(sessions) as uow:
+        await uow.people.seen(31337, "fr", NOW)
+        await uow.commit()
+    async with UnitOfWork(sessions) as uow:
+        # The same Telegram account a second time, with the answer "+33612345678" as its source.
+        uow.session.add(
+            Person(telegram_id=31337, source="+33612345678", created_at=NOW, last_seen_at=NOW)
+        )
+        with pytest.raises(IntegrityError) as raised:
+            await uow.commit()
+    assert "+33612345678" not in str(raised.value)
+    await engine.dispose()
