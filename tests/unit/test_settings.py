@@ -47,3 +47,13 @@ def test_an_empty_webhook_secret_is_no_secret(monkeypatch: pytest.MonkeyPatch) -
     settings = Settings()
     assert settings.webhook_secret is None
     assert settings.webhook_url is None
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    undocumented = [
+        name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme
+    ]
+    assert undocumented == [], "add these to the README's settings table"
