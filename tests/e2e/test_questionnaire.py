@@ -407,3 +407,32 @@ async def test_chatter_in_a_group_that_is_not_addressed_to_the_bot_gets_no_answe
     reply = await emulator.wait_for_call("sendMessage", chat_id=-100124)
     assert "message privé" in str(reply.params["text"])
     assert len(emulator.calls("sendMessage", chat_id=-100124)) == 1
+
+
+async def test_what_a_person_types_is_shown_back_escaped_never_as_markup(
+    bot: Application,  # type: ignore[type-arg]
+    person: Callable[..., Chat],
+    sqlite_url: str,
+) -> None:
+    chat = person(1818, "Karim")
+    await chat.starts()
+    await chat.taps("Je veux devenir mentor·e", expect="1/")
+    await chat.says("Karim", expect="2/")
+    await chat.taps("41 à 60 ans", expect="3/")
+    await chat.says("69003", expect="4/")
+    await chat.taps("Salarié·e du privé", expect="5/")
+    # Telegram refuses a bare "&" or "<" in HTML: the emulator does too, so this fails loudly
+    # if the employer is not escaped in the next message, the summary or the card.
+    await chat.says("AT&T <Lyon> & Co", expect="6/")
+    await chat.toggles("Des lycéen·nes")
+    await chat.taps("Valider", expect="7/")
+    await chat.toggles("Orientation")
+    await chat.taps("Valider", expect="8/")
+    await chat.taps("2 h par mois", expect="9/")
+    await chat.taps("Oui", expect="10/")
+    await chat.taps("À distance", expect="11/")
+    await chat.taps("Par e-mail", expect="12/")
+    await chat.says("karim@example.org", expect="13/")
+    summary = await chat.taps("Oui, j'accepte", expect="Vos réponses")
+    assert "AT&T <Lyon> & Co" in (summary.text or "")
+    assert summary.entities  # the summary's own bold titles are still markup
