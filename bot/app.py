@@ -121,8 +121,9 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
     )
 
     async def periodic(now: datetime) -> int:
-        """Silence timers and retention, both read from the database at each tick."""
+        """Silence timers, the waiting list and retention, all read from the database."""
         handled = await handoffs.run_timers(unit_of_work, now)
+        handled += await handoffs.retry_waiting_if_due(unit_of_work, now)
         await retention.purge_if_due(now)
         return handled
 

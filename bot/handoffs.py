@@ -44,6 +44,9 @@ from storage.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 ADMIN_LANGUAGE = "fr"
+# Waiting profiles retried per pass; the oldest first.
+WAITING_BATCH = 200
+WAITING_EVERY = timedelta(minutes=15)
 INVITE_PREFIX = "join-"
 ASK_REASON = _("Pourquoi refuser ce contact ?")
 REMINDER = _(
@@ -86,6 +89,16 @@ PERSON_REROUTED = {
     "mentor": _(
         "Du nouveau : %(old)s ne peut pas donner suite, alors j'ai transmis votre inscription à "
         "<b>%(association)s</b>, qui va vous contacter."
+    ),
+}
+PERSON_FOUND = {
+    "mentee": _(
+        "Bonne nouvelle : une place s'est ouverte ! Ta demande est transmise à "
+        "<b>%(association)s</b>, qui va te contacter."
+    ),
+    "mentor": _(
+        "Bonne nouvelle : une association peut maintenant vous accueillir ! Votre inscription "
+        "est transmise à <b>%(association)s</b>, qui va vous contacter."
     ),
 }
 PERSON_WAITING = {
@@ -162,6 +175,7 @@ class HandoffService:
         self._admins = admins
         self._rules = rules
         self._cards = Cards(translator, rules.reroute_after.days)
+        self._waiting_checked: datetime | None = None
 
     # --- routing -------------------------------------------------------------------------
 
@@ -696,6 +710,39 @@ class HandoffService:
             log.info("%s %s by a coordinator", record.slug, "paused" if paused else "resumed")
             texts.append((PAUSED if paused else RESUMED).fmt(association=record.name))
         return texts
+
+    async def retry_waiting_if_due(
+        self, unit_of_work: Callable[[], UnitOfWork], now: datetime
+    ) -> int:
+        """Every quarter of an hour at most: places do not open by the minute."""
+        if self._waiting_checked is not None and now - self._waiting_checked < WAITING_EVERY:
+            return 0
+        self._waiting_checked = now
+        return await self.retry_waiting(unit_of_work, now)
+
+    async def retry_waiting(self, unit_of_work: Callable[[], UnitOfWork], now: datetime) -> int:
+        """The waiting list: profiles no association could take get another chance, now that
+        capacity may have freed up, an association resumed or the catalogue grew."""
+        async with unit_of_work() as uow:
+            waiting = await uow.profiles.waiting_ids(WAITING_BATCH)
+        found = 0
+        for profile_id in waiting:
+            async with unit_of_work() as uow:
+                profile = await uow.session.get(Profile, profile_id)
+                if profile is None or profile.status != "waiting":
+                    continue
+                best = (await self.route(uow, profile, now)).best
+                person = await uow.session.get(Person, profile.person_id)
+                if best is None or person is None:
+                    continue  # still nothing: leave without committing
+                text = PERSON_FOUND[profile.role].fmt(association=best.association.name)
+                key = f"found:{profile.id}:{best.association.slug}"
+                await self._tell_person(uow, key, person, profile, text, now)
+                await uow.commit()
+                found += 1
+        if found:
+            log.info("waiting list: %s profiles found an association", found)
+        return found
 
     async def alert_admins(self, uow: UnitOfWork, key: str, text: Text, now: datetime) -> None:
         rendered = self._t.html(ADMIN_LANGUAGE, text)

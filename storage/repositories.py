@@ -181,6 +181,12 @@ class ProfileRepository:
         )
         return list(result)
 
+    async def waiting_ids(self, limit: int) -> list[int]:
+        result = await self._session.scalars(
+            select(Profile.id).where(Profile.status == "waiting").order_by(Profile.id).limit(limit)
+        )
+        return list(result)
+
     async def consents_for(self, person: Person) -> list[Consent]:
         result = await self._session.scalars(
             select(Consent).where(Consent.person_id == person.id).order_by(Consent.id)

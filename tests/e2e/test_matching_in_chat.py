@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,44 @@ def test_catalog_import_and_list_from_the_command_line(tmp_path: Path) -> None:
     refused = cli("catalog", "import", str(bad))
     assert refused.returncode == 1
     assert 'association "afev": mentee_ages' in refused.stderr
+
+
+async def test_a_waiting_profile_goes_to_an_association_once_one_can_take_it(
+    bot_with_admin: Application,  # type: ignore[type-arg]
+    person: Callable[..., Chat],
+    sqlite_url: str,
+) -> None:
+    chat = person(3103, "Inès")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Inès", expect="2/")
+    await chat.says("24", expect="3/")
+    await chat.says("97600", expect="4/")
+    await chat.taps("En emploi", expect="5/")
+    await chat.toggles("Trouver un emploi")
+    await chat.taps("Valider", expect="6/")
+    await chat.taps("En présentiel", expect="7/")
+    await chat.taps("Passer", expect="8/")
+    await chat.taps("Par e-mail", expect="9/")
+    await chat.says("ines@example.fr", expect="10/")
+    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+    await chat.taps("C'est bon", expect="liste d'attente")
+    unit_of_work = bot_with_admin.bot_data["unit_of_work"]
+    handoffs = bot_with_admin.bot_data["handoffs"]
+    now = datetime.now(UTC)
+    assert await handoffs.retry_waiting(unit_of_work, now) == 0  # nothing has changed yet
+    async with unit_of_work() as uow:
+        # NQT (national, in person) starts taking young employees too.
+        record = await uow.catalog.by_slug("nqt")
+        assert record is not None
+        record.entry = {
+            **record.entry,
+            "mentee_situations": [*record.entry["mentee_situations"], "employed"],
+        }
+        await uow.commit()
+    assert await handoffs.retry_waiting(unit_of_work, now) == 1
+    found = await chat.reads(expect="Bonne nouvelle")
+    assert "NQT" in (found.text or "")
+    [profile] = await stored_profiles(sqlite_url)
+    assert (profile.status, profile.association_slug) == ("matched", "nqt")
+    assert await handoffs.retry_waiting(unit_of_work, now) == 0
