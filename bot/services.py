@@ -16,6 +16,7 @@ from typing import TypeAlias
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot import privacy
 from bot.actions import (
     Action,
     ActOnHandoff,
@@ -48,6 +49,7 @@ from bot.handoffs import (
     HandoffService,
 )
 from bot.i18n import LANGUAGES, Translator, pick_language
+from bot.privacy import ASK_ERASE, ERASE_NO, ERASE_YES, ERASED, KEPT
 from conversations import engine
 from conversations.engine import Echo
 from conversations.flows import CONSENT_VERSION, FLOWS
@@ -66,7 +68,7 @@ from conversations.model import (
     Summary,
     TextInput,
 )
-from conversations.text import Lines, Text, When, _
+from conversations.text import Lines, Text, _
 from storage.models import Consent, Conversation, Person, Profile
 from storage.repositories import ConversationRepository, answers_to_json
 from storage.uow import UnitOfWork
@@ -202,31 +204,6 @@ HELP = _(
 CHOOSE_LANGUAGE = _("Dans quelle langue voulez-vous continuer ?")
 LANGUAGE_NAMES = {"fr": _("Français"), "en": _("English")}
 LANGUAGE_SET = _("C'est noté, je continue en français.")
-NO_DATA = _("Je n'ai aucune donnée sur vous, à part votre identifiant Telegram.")
-MY_DATA = _("<b>Vos données</b>\n\n%(details)s\n\nPour tout effacer : /delete")
-MY_DATA_PROFILE = _("Questionnaire envoyé le %(date)s :\n%(answers)s")
-MY_DATA_IN_PROGRESS = _("Questionnaire en cours :\n%(answers)s")
-MY_DATA_CONSENT = _("Accord « %(kind)s » donné le %(date)s (texte %(version)s)")
-CONSENT_KINDS = {"contact": _("être contacté·e"), "parental": _("parental")}
-# Who received the data (GDPR: the recipients), and what became of it.
-MY_DATA_RECIPIENT = _("Transmis à %(association)s le %(date)s : %(status)s")
-HANDOFF_STATES = {
-    "proposed": _("en attente de réponse"),
-    "delivered": _("en attente de réponse"),
-    "taken": _("pris en charge"),
-    "contacted": _("contact établi"),
-    "closed": _("clos"),
-    "declined": _("refusé, transmis à une autre association"),
-    "expired": _("sans réponse, transmis à une autre association"),
-    "erased": _("effacé"),
-}
-ASK_ERASE = _(
-    "Voulez-vous effacer toutes vos données (réponses, contacts, questionnaires) ? C'est définitif."
-)
-ERASE_YES = _("Oui, tout effacer")
-ERASE_NO = _("Non, garder")
-ERASED = _("C'est fait : toutes vos données ont été effacées. Au revoir, et merci !")
-KEPT = _("D'accord, rien n'a été effacé.")
 FORGED = _("Ce bouton n'est plus valable.")
 COORDINATOR_HELLO = _(
     "Vous êtes coordinateur·rice : /queue pour les contacts qui attendent, /pause et /resume "
@@ -312,7 +289,8 @@ class Services:
             case ChooseLanguage(chosen):
                 return self._choose_language(person, conversation, chosen)
             case ShowMyData():
-                return await self._my_data(uow, person, conversation, language)
+                details = await privacy.my_data(uow, person, conversation)
+                return Reply(language, screens=(Notice(details),))
             case AskErase():
                 buttons = (Button(ERASE_YES, ConfirmErase()), Button(ERASE_NO, KeepData()))
                 return Reply(language, screens=(Notice(ASK_ERASE, buttons),))
@@ -588,58 +566,6 @@ class Services:
             state = ConversationRepository.state_of(conversation)
             screens = (*screens, *_screens(engine.current(FLOWS[state.flow], state)))
         return Reply(chosen, screens=screens, echo=LANGUAGE_NAMES[chosen])
-
-    async def _my_data(
-        self,
-        uow: UnitOfWork,
-        person: Person,
-        conversation: Conversation | None,
-        language: str,
-    ) -> Reply:
-        parts: list[Text] = []
-        profiles = await uow.profiles.for_person(person)
-        for profile in profiles:
-            parts.append(
-                MY_DATA_PROFILE.fmt(
-                    date=When(profile.submitted_at),
-                    answers=Lines(self._answers_text(profile.role, profile.answers)),
-                )
-            )
-        for consent in await uow.profiles.consents_for(person):
-            parts.append(
-                MY_DATA_CONSENT.fmt(
-                    kind=CONSENT_KINDS.get(consent.kind, _("autre")),
-                    date=When(consent.given_at),
-                    version=consent.text_version,
-                )
-            )
-        for handoff, name in await uow.handoffs.recipients([p.id for p in profiles]):
-            status = HANDOFF_STATES.get(handoff.status, HANDOFF_STATES["proposed"])
-            parts.append(
-                MY_DATA_RECIPIENT.fmt(
-                    association=name, date=When(handoff.created_at), status=status
-                )
-            )
-        if conversation is not None:
-            state = uow.conversations.state_of(conversation)
-            answers = Lines(self._answers_text(state.flow, state.answers))
-            parts.append(MY_DATA_IN_PROGRESS.fmt(answers=answers))
-        if not parts:
-            return Reply(language, screens=(Notice(NO_DATA),))
-        return Reply(language, screens=(Notice(MY_DATA.fmt(details=Lines(tuple(parts)))),))
-
-    @staticmethod
-    def _answers_text(flow_name: str, answers: object) -> tuple[Text, ...]:
-        flow = FLOWS.get(flow_name)
-        if flow is None or not isinstance(answers, dict):
-            return ()
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in answers.items()}
-        lines = []
-        for step in flow.steps:
-            if step.key in values:
-                shown = engine.display(step, values[step.key], values)
-                lines.append(_("• %(title)s : %(value)s").fmt(title=step.title, value=shown))
-        return tuple(lines)
 
 
 def _screens(outcome: Outcome) -> tuple[Screen, ...]:
