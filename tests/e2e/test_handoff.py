@@ -102,6 +102,28 @@ async def recorded_as_delivered(app: Application) -> None:  # type: ignore[type-
     raise AssertionError("the handoff was never recorded as delivered")
 
 
+async def camille_takes_while_karim_watches(
+    app: Application,  # type: ignore[type-arg]
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+) -> tuple[Chat, Chat, Chat, Any]:
+    """Two coordinators of one association; Camille takes the contact, the young person is told."""
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    karim = await join(app, emulator, 900002, "Karim", FIRST)
+    young = await complete_sign_up(person)
+    card = await card_of(camille)
+    karim_card = await card_of(karim)
+    press(camille.user, card.message_id, "Je m'en occupe")
+    await young.reads(expect="Bonne nouvelle")
+    return camille, karim, young, karim_card
+
+
+async def erases_own_data(chat: Chat) -> None:
+    chat.user.send_command("delete")
+    await chat.reads(expect="effacer")
+    await chat.taps("Oui, tout effacer", expect="effacées")
+
+
 async def toast_on(user: EmulatedUser, message_id: int) -> Any:
     while True:
         toast = await user.next_toast()
@@ -316,9 +338,7 @@ async def test_erasing_their_data_tells_the_association_and_scrubs_its_card(
     camille = await join(app, emulator, 900001, "Camille", FIRST)
     young = await complete_sign_up(person)
     card = await card_of(camille)
-    young.user.send_command("delete")
-    await young.reads(expect="effacer")
-    await young.taps("Oui, tout effacer", expect="effacées")
+    await erases_own_data(young)
     scrubbed = await camille.user.next_edit(message_id=card.message_id)
     assert "Inès" not in (scrubbed.text or "")
     assert "+33612345678" not in (scrubbed.text or "")
@@ -449,19 +469,13 @@ async def test_a_coordinator_who_leaves_gives_back_what_they_took(
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> None:
-    camille = await join(app, emulator, 900001, "Camille", FIRST)
-    karim = await join(app, emulator, 900002, "Karim", FIRST)
-    young = await complete_sign_up(person)
-    card = await card_of(camille)
-    karim_card = await card_of(karim)
-    press(camille.user, card.message_id, "Je m'en occupe")
-    await young.reads(expect="Bonne nouvelle")
+    camille, karim, _young, karim_card = await camille_takes_while_karim_watches(
+        app, emulator, person
+    )
     taken = await karim.user.next_edit(message_id=karim_card.message_id)
     assert taken.button_texts == []
     # Camille erases her own data: her role goes, and Karim can take the contact again.
-    camille.user.send_command("delete")
-    await camille.reads(expect="effacer")
-    await camille.taps("Oui, tout effacer", expect="effacées")
+    await erases_own_data(camille)
     reopened = await karim.user.next_edit(message_id=karim_card.message_id)
     assert any("Je m'en occupe" in label for label in reopened.button_texts)
     [handoff] = await handoffs_in_db(app)
@@ -510,17 +524,11 @@ async def test_after_a_release_the_next_taker_gets_working_buttons_and_the_perso
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> None:
-    camille = await join(app, emulator, 900001, "Camille", FIRST)
-    karim = await join(app, emulator, 900002, "Karim", FIRST)
-    young = await complete_sign_up(person)
-    card = await card_of(camille)
-    karim_card = await card_of(karim)
-    press(camille.user, card.message_id, "Je m'en occupe")
-    await young.reads(expect="Bonne nouvelle")
+    camille, karim, young, karim_card = await camille_takes_while_karim_watches(
+        app, emulator, person
+    )
     await karim.user.next_edit(message_id=karim_card.message_id)
-    camille.user.send_command("delete")
-    await camille.reads(expect="effacer")
-    await camille.taps("Oui, tout effacer", expect="effacées")
+    await erases_own_data(camille)
     await karim.user.next_edit(message_id=karim_card.message_id)  # reopened
     press(karim.user, karim_card.message_id, "Je m'en occupe")
     taken = await karim.user.next_edit(message_id=karim_card.message_id)

@@ -43,6 +43,23 @@ async def answer_mentee(chat: Chat, age: str, postal_code: str, situation: str, 
     await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
 
 
+async def sign_up_where_nothing_fits(chat: Chat) -> None:
+    """In person only, in Mayotte, employed at 24: no sample association takes that."""
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Inès", expect="2/")
+    await chat.says("24", expect="3/")
+    await chat.says("97600", expect="4/")
+    await chat.taps("En emploi", expect="5/")
+    await chat.toggles("Trouver un emploi")
+    await chat.taps("Valider", expect="6/")
+    await chat.taps("En présentiel", expect="7/")
+    await chat.taps("Passer", expect="8/")
+    await chat.taps("Par e-mail", expect="9/")
+    await chat.says("ines@example.fr", expect="10/")
+    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+
+
 @pytest.fixture
 async def bot_with_admin(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     settings = settings_for(emulator, sqlite_url).model_copy(
@@ -83,20 +100,7 @@ async def test_no_association_fits_the_person_is_told_and_admins_alerted_once(
     admin.send_command("start")  # an admin must have talked to the bot to be messaged
     await admin.next_message()
     chat = person(3102, "Inès")
-    # In-person only, in Mayotte, employed at 24: no sample association takes that.
-    await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Inès", expect="2/")
-    await chat.says("24", expect="3/")
-    await chat.says("97600", expect="4/")
-    await chat.taps("En emploi", expect="5/")
-    await chat.toggles("Trouver un emploi")
-    await chat.taps("Valider", expect="6/")
-    await chat.taps("En présentiel", expect="7/")
-    await chat.taps("Passer", expect="8/")
-    await chat.taps("Par e-mail", expect="9/")
-    await chat.says("ines@example.fr", expect="10/")
-    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+    await sign_up_where_nothing_fits(chat)
     result = await chat.taps("C'est bon", expect="Merci")
     assert "liste d'attente" in (result.text or "")
     alert = await admin.wait_for_message(lambda m: "976" in (m.text or ""))
@@ -146,19 +150,7 @@ async def test_a_waiting_profile_goes_to_an_association_once_one_can_take_it(
     sqlite_url: str,
 ) -> None:
     chat = person(3103, "Inès")
-    await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Inès", expect="2/")
-    await chat.says("24", expect="3/")
-    await chat.says("97600", expect="4/")
-    await chat.taps("En emploi", expect="5/")
-    await chat.toggles("Trouver un emploi")
-    await chat.taps("Valider", expect="6/")
-    await chat.taps("En présentiel", expect="7/")
-    await chat.taps("Passer", expect="8/")
-    await chat.taps("Par e-mail", expect="9/")
-    await chat.says("ines@example.fr", expect="10/")
-    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+    await sign_up_where_nothing_fits(chat)
     await chat.taps("C'est bon", expect="liste d'attente")
     unit_of_work = bot_with_admin.bot_data["unit_of_work"]
     handoffs = bot_with_admin.bot_data["handoffs"]
