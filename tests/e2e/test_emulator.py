@@ -22,7 +22,7 @@ from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryA
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.sandbox.emulator import BotApiEmulator, EmulatedUser, EmulatorTimeout
-from bot.sandbox.formatting import parse_html, parse_markdown_v2, render_html
+from bot.sandbox.formatting import parse_html, render_html
 
 TOKEN = "123456:ABC-DEF_ghi"
 
@@ -189,15 +189,20 @@ async def test_lenient_emulator_keeps_a_bare_ampersand_like_tdlib() -> None:
     assert parse_html("A & B", strict_ampersand=False).text == "A & B"
 
 
-async def test_markdown_v2_unescaped_reserved_character_is_refused(
-    bot: telegram.Bot, ines: EmulatedUser
+async def test_markdown_v2_is_refused_as_not_emulated_rather_than_sent_as_plain_text(
+    emu: BotApiEmulator, http: aiohttp.ClientSession, ines: EmulatedUser
 ) -> None:
-    with pytest.raises(BadRequest, match=r"(?i)Character '\.' is reserved"):
-        await bot.send_message(1001, "Merci.", parse_mode="MarkdownV2")
-    sent = await bot.send_message(1001, r"*Merci*\.", parse_mode="MarkdownV2")
-    assert sent.text == "Merci."
-    assert ines.last_message is not None
-    assert ines.last_message.entities == [{"type": "bold", "offset": 0, "length": 5}]
+    status, body = await call(
+        http, emu, "sendMessage", chat_id=1001, text=r"*Merci*\.", parse_mode="MarkdownV2"
+    )
+    assert status == 400
+    assert body == {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: unsupported parse_mode: this emulator implements HTML only "
+        "(MarkdownV2 is not emulated; send HTML or plain text)",
+    }
+    assert ines.messages == []
 
 
 async def test_text_longer_than_4096_characters_after_parsing_is_refused(
@@ -675,12 +680,3 @@ def test_html_parser_reports_mismatched_tags_with_byte_offsets() -> None:
         parse_html("<b><i>test</b></i>")
     with pytest.raises(ValueError, match='Tag "span" must have class "tg-spoiler"'):
         parse_html("<span>x</span>")
-
-
-def test_markdown_v2_parser_reports_the_innermost_unclosed_entity() -> None:
-    with pytest.raises(ValueError, match="Can't find end of Bold entity at byte offset 15"):
-        parse_markdown_v2("*bold _italic\\_*")
-    assert parse_markdown_v2("__souligné__ ||secret||").entities == [
-        {"type": "underline", "offset": 0, "length": 8},
-        {"type": "spoiler", "offset": 9, "length": 6},
-    ]
