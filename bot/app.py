@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
-from bot.catalog import import_sample_if_empty
-from bot.dispatcher import Dispatcher
 from bot.handlers import Handlers
-from bot.handoffs import HandoffService
-from bot.i18n import LANGUAGES, Translator
 from bot.processor import PerChatUpdateProcessor
+from bot.relay import Relay
 from bot.render import Renderer
-from bot.retention import Retention
-from bot.services import Services
+from bot.runtime import Services, utc_now
 from bot.settings import Settings
+from bot.timers import Timers
 from bot.webhooks import WebhookSender
-from conversations.handoff import SilenceRules
-from conversations.text import Text, _
-from storage.db import create_engine, session_factory, write_lock
-from storage.uow import UnitOfWork
+from conversations.services import catalogue, updates
+from conversations.text import LANGUAGES, Text, _
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +36,29 @@ COMMANDS: tuple[tuple[str, Text], ...] = (
 )
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class TelegramBot:
+    """The running bot: PTB's application and what runs beside it."""
+
+    application: Application  # type: ignore[type-arg]
+    services: Services
+    relay: Relay
+    timers: Timers
+    handlers: Handlers
 
 
-def build_application(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Application:  # type: ignore[type-arg]
+def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> TelegramBot:
     """The bot, ready for `run_polling()` or for start/stop by a test."""
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    lock = write_lock(settings.database_url)
-
-    def unit_of_work() -> UnitOfWork:
-        return UnitOfWork(sessions, lock)
-
-    translator = Translator()
+    services = Services.from_settings(settings, clock)
+    translator = services.translator
 
     async def post_init(application: Application) -> None:  # type: ignore[type-arg]
-        if await import_sample_if_empty(unit_of_work, clock(), settings.catalog_path):
+        now = clock()
+        if await catalogue.import_sample_if_empty(
+            services.unit_of_work, now, settings.catalog_path
+        ):
             log.info("the catalogue was empty: imported %s", settings.catalog_path.name)
         for language in LANGUAGES:
             commands = [
@@ -68,18 +68,21 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
             await application.bot.set_my_commands(
                 commands, language_code=None if language == "fr" else language
             )
-        removed = await services.forget_old_updates(clock())
-        dispatcher.start()
+        removed = await updates.forget_old_updates(services.unit_of_work, now)
+        relay.start()
+        timers.start()
         log.info(
             "bot ready as @%s (%s old update ids forgotten)", application.bot.username, removed
         )
 
     async def post_stop(_application: Application) -> None:  # type: ignore[type-arg]
-        await dispatcher.stop()
+        await timers.stop()
+        await relay.stop()
 
     async def post_shutdown(_application: Application) -> None:  # type: ignore[type-arg]
-        await dispatcher.stop()
-        await engine.dispose()
+        await timers.stop()
+        await relay.stop()
+        await services.dispose()
 
     application = (
         ApplicationBuilder()
@@ -105,48 +108,17 @@ def build_application(settings: Settings, clock: Callable[[], datetime] = utc_no
         )
         .build()
     )
-    handoffs = HandoffService(
-        translator,
-        settings.admin_telegram_ids,
-        SilenceRules(
-            remind_after=timedelta(hours=settings.handoff_reminder_hours),
-            reroute_after=timedelta(days=settings.handoff_reroute_days),
-        ),
-    )
-    retention = Retention(
-        unit_of_work,
-        handoffs,
-        abandoned_after=timedelta(days=settings.abandoned_conversation_days),
-        retention=timedelta(days=settings.profile_retention_days),
-    )
-
-    async def periodic(now: datetime) -> int:
-        """Silence timers, the waiting list and retention, all read from the database."""
-        handled = await handoffs.run_timers(unit_of_work, now)
-        handled += await handoffs.retry_waiting_if_due(unit_of_work, now)
-        await retention.purge_if_due(now)
-        return handled
-
-    dispatcher = Dispatcher(
-        unit_of_work,
+    renderer = Renderer(translator)
+    relay = Relay(
+        services.unit_of_work,
         application.bot,
+        renderer,
         clock,
-        translator,
-        admins=settings.admin_telegram_ids,
-        on_sent=handoffs.on_delivered,
-        webhook_sender=WebhookSender(unit_of_work),
-        timers=periodic,
-        timer_seconds=settings.timer_seconds,
+        services.policy,
+        webhook_sender=WebhookSender(services.unit_of_work),
         lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
-    services = Services(unit_of_work, translator, handoffs, on_outbox=dispatcher.wake)
-    handlers = Handlers(services, Renderer(translator), clock)
+    timers = Timers(services, on_outbox=relay.wake)
+    handlers = Handlers(services, renderer, on_outbox=relay.wake)
     handlers.register(application)
-    # Tests and the sandbox reach the running parts through here.
-    application.bot_data["dispatcher"] = dispatcher
-    application.bot_data["services"] = services
-    application.bot_data["unit_of_work"] = unit_of_work
-    application.bot_data["handoffs"] = handoffs
-    application.bot_data["retention"] = retention
-    application.bot_data["handlers"] = handlers
-    return application
+    return TelegramBot(application, services, relay, timers, handlers)

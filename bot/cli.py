@@ -7,17 +7,17 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot.runtime import Services
 from bot.settings import Settings
-from storage.db import create_engine, session_factory, write_lock
+from conversations.services import stats
 from storage.migrate import upgrade
-from storage.uow import UnitOfWork
 
 log = logging.getLogger("mentorat-bot")
 
@@ -93,11 +93,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def print_stats(settings: Settings) -> int:
-    from bot.stats import report
+    from conversations.services import stats
 
-    async with _database(settings) as unit_of_work:
-        print(await report(unit_of_work))
+    async with _services(settings) as services:
+        print(format_report(await stats.report(services.unit_of_work)))
     return 0
+
+
+def format_report(report: stats.Report) -> str:
+    """The staff's numbers as a terminal table."""
+    lines: list[str] = []
+    for flow in report.flows:
+        lines.append(f"== {flow.flow} questionnaire")
+        lines.append("   " + "  ".join(f"{event}: {n}" for event, n in flow.outcomes.items()))
+        lines.append("   answers per question (where people stop):")
+        for step in flow.steps:
+            share = f"{100 * step.share:5.1f} %" if step.share is not None else "    - "
+            lines.append(f"   {step.position:>2}. {step.step:<16} {step.answered:>6}  {share}")
+    lines.append("== handoffs by association (median time to take)")
+    if not report.associations:
+        lines.append("   none yet")
+    for association in report.associations:
+        spread = "  ".join(f"{s}: {n}" for s, n in association.by_status.items())
+        hours = association.median_hours_to_take
+        median_take = f"{hours:.1f} h" if hours is not None else "-"
+        lines.append(f"   {association.slug:<26} {median_take:>8}  {spread}")
+    return "\n".join(lines)
 
 
 def _duration(text: str) -> timedelta:
@@ -108,28 +129,25 @@ def _duration(text: str) -> timedelta:
 
 
 async def coordinator_invite(settings: Settings, slug: str, valid_for: timedelta) -> int:
-    from bot.handoffs import HandoffService
-    from bot.i18n import Translator
-    from conversations.handoff import SilenceRules
+    from conversations.services import catalogue, coordinators
 
-    now = datetime.now(UTC)
-    async with _database(settings) as unit_of_work:
-        await _catalog_ready(unit_of_work, settings, now)
-        async with unit_of_work() as uow:
-            record = await uow.catalog.by_slug(slug)
-            if record is None:
+    async with _services(settings) as services:
+        now = services.clock()
+        await catalogue.import_sample_if_empty(services.unit_of_work, now, settings.catalog_path)
+        async with services.unit_of_work() as uow:
+            try:
+                invitation = await coordinators.invite(uow, slug, now, valid_for)
+            except coordinators.UnknownAssociation:
                 print(
                     f"mentorat-bot: no association {slug!r} (see: mentorat-bot catalog list)",
                     file=sys.stderr,
                 )
                 return 1
-            service = HandoffService(Translator(), (), SilenceRules())
-            token = await service.invite(uow, record, now, valid_for)
             await uow.commit()
-            name = record.name
     username = await _bot_username(settings)
-    expires = (now + valid_for).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"Invite for {name} (single use, until {expires}):")
+    expires = invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    token = invitation.token
+    print(f"Invite for {invitation.association} (single use, until {expires}):")
     print(f"https://t.me/{username or '<bot username>'}?start={token}")
     if username is None:
         print(f"(no TELEGRAM_BOT_TOKEN: replace <bot username>, or send /start {token} to the bot)")
@@ -152,7 +170,7 @@ async def _bot_username(settings: Settings) -> str | None:
 
 
 async def coordinator_list(settings: Settings) -> int:
-    async with _database(settings) as unit_of_work, unit_of_work() as uow:
+    async with _services(settings) as services, services.unit_of_work() as uow:
         listing = await uow.coordinators.listing()
     if not listing:
         print("no coordinator yet: mentorat-bot coordinator invite <association>")
@@ -166,22 +184,19 @@ async def coordinator_list(settings: Settings) -> int:
 
 
 async def coordinator_remove(settings: Settings, slug: str, telegram_id: int) -> int:
-    from bot.handoffs import HandoffService
-    from bot.i18n import Translator
-    from conversations.handoff import SilenceRules
+    from conversations.services import coordinators
 
-    async with _database(settings) as unit_of_work, unit_of_work() as uow:
-        record = await uow.catalog.by_slug(slug)
-        coordinator = await uow.coordinators.find(record.id, telegram_id) if record else None
-        if coordinator is None or not coordinator.active:
+    async with _services(settings) as services, services.unit_of_work() as uow:
+        try:
+            released = await coordinators.remove(
+                uow, slug, telegram_id, services.clock(), services.policy
+            )
+        except coordinators.NotACoordinator:
             print(
                 f"mentorat-bot: {telegram_id} is not an active coordinator of {slug!r}",
                 file=sys.stderr,
             )
             return 1
-        released = await HandoffService(Translator(), (), SilenceRules()).leave(
-            uow, coordinator, datetime.now(UTC)
-        )
         await uow.commit()
     print(f"{telegram_id} no longer receives the contacts of {slug}")
     if released:
@@ -189,26 +204,19 @@ async def coordinator_remove(settings: Settings, slug: str, telegram_id: int) ->
     return 0
 
 
-async def _catalog_ready(
-    unit_of_work: Callable[[], UnitOfWork], settings: Settings, now: datetime
-) -> None:
-    """An invite on a fresh database needs the associations the bot would import at start."""
-    from bot.catalog import import_sample_if_empty
-
-    await import_sample_if_empty(unit_of_work, now, settings.catalog_path)
-
-
 async def catalog_import(settings: Settings, path: Path, dry_run: bool) -> int:
-    from bot.catalog import import_catalog
     from conversations.catalog import CatalogError, load_catalog
+    from conversations.services import catalogue
 
     try:
         catalog = load_catalog(path)
     except CatalogError as error:
         print(error, file=sys.stderr)
         return 1
-    async with _database(settings) as unit_of_work:
-        changes = await import_catalog(unit_of_work, catalog, datetime.now(UTC), dry_run=dry_run)
+    async with _services(settings) as services:
+        changes = await catalogue.import_catalog(
+            services.unit_of_work, catalog, services.clock(), dry_run=dry_run
+        )
     verb = "would be" if dry_run else ""
     for label, slugs in (
         ("added", changes.added),
@@ -226,11 +234,10 @@ async def catalog_import(settings: Settings, path: Path, dry_run: bool) -> int:
 
 
 async def catalog_list(settings: Settings) -> int:
-    from bot.catalog import associations_of
+    from conversations.services import catalogue
 
-    async with _database(settings) as unit_of_work, unit_of_work() as uow:
-        records = await uow.catalog.records()
-        associations = associations_of(records)
+    async with _services(settings) as services:
+        associations = await catalogue.listing(services.unit_of_work)
     if not associations:
         print("the catalogue is empty: mentorat-bot catalog import FILE")
         return 0
@@ -246,14 +253,12 @@ async def catalog_list(settings: Settings) -> int:
 
 
 @asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[Callable[[], UnitOfWork]]:
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    lock = write_lock(settings.database_url)
+async def _services(settings: Settings) -> AsyncIterator[Services]:
+    services = Services.from_settings(settings)
     try:
-        yield lambda: UnitOfWork(sessions, lock)
+        yield services
     finally:
-        await engine.dispose()
+        await services.dispose()
 
 
 def run(settings: Settings) -> int:
@@ -272,9 +277,9 @@ def run(settings: Settings) -> int:
 
         asyncio.run(run_webhook(settings))
         return 0
-    from bot.app import build_application
+    from bot.app import build_bot
 
-    application = build_application(settings)
+    application = build_bot(settings).application
     # Updates that arrived while the bot was down are kept: nobody's answer is dropped.
     application.run_polling(
         drop_pending_updates=False, allowed_updates=["message", "callback_query"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from typing import Any
 
-from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, CallbackQuery, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
@@ -20,15 +19,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot import actions
-from bot.actions import Action
-from bot.i18n import pick_language
+from bot import callback_data
 from bot.render import Message as Rendered
 from bot.render import Renderer
-from bot.services import Reply, Sender, Services
+from bot.runtime import Services
 from conversations.flows import FLOWS
 from conversations.model import ContactInput, NonTextInput, Summary, TextInput
-from conversations.text import _
+from conversations.services import actions, updates
+from conversations.services.actions import Action
+from conversations.services.replies import Reply, Sender
+from conversations.text import _, pick_language
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,11 @@ SEND_ATTEMPTS = 3
 
 
 class Handlers:
-    def __init__(self, services: Services, renderer: Renderer, clock: Callable[[], datetime]):
+    def __init__(self, services: Services, renderer: Renderer, on_outbox: Callable[[], None]):
         self._services = services
         self._renderer = renderer
-        self._clock = clock
+        # Wakes the outbox relay after a commit that queued messages for others.
+        self._on_outbox = on_outbox
         self.failed_updates: set[int] = set()
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
@@ -155,7 +156,7 @@ class Handlers:
         """A press on an inline button."""
         query = update.callback_query
         assert query is not None
-        action = actions.decode(query.data or "")
+        action = callback_data.decode(query.data or "")
         if action is None or query.message is None or query.message.chat.type != ChatType.PRIVATE:
             await query.answer()
             return
@@ -210,10 +211,18 @@ class Handlers:
             telegram_id=user.id,
             chat_id=chat.id,
             telegram_language=user.language_code,
-            now=self._clock(),
+            now=self._services.clock(),
             first_name=user.first_name,
         )
-        reply = await self._services.handle(sender, action)
+        services = self._services
+        reply = await updates.handle(
+            services.unit_of_work,
+            sender,
+            action,
+            services.policy,
+            services.localize,
+            self._on_outbox,
+        )
         await self._show(update, context, reply)
 
     async def _show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
@@ -243,12 +252,12 @@ class Handlers:
             if reply.in_place is not None:
                 markup = self._renderer.ask_markup(reply.language, reply.in_place)
                 await message.edit_reply_markup(reply_markup=markup)  # type: ignore[arg-type]
-            elif reply.reasons_for is not None:
-                markup = self._renderer.decline_reasons(reply.language, reply.reasons_for)
+            elif reply.card_keyboard is not None:
+                keyboard = reply.card_keyboard
+                markup = self._renderer.card_keyboard(
+                    reply.language, keyboard.handoff_id, keyboard.buttons
+                )
                 await message.edit_reply_markup(reply_markup=markup)
-            elif reply.card_markup is not None:
-                card = InlineKeyboardMarkup.de_json(reply.card_markup, message.get_bot())
-                await message.edit_reply_markup(reply_markup=card)
             elif reply.echo is not None:
                 text = self._renderer.echo(reply.language, message.text_html, reply.echo)
                 await message.edit_text(text, reply_markup=None)

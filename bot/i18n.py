@@ -18,23 +18,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 import locales
-from conversations.text import Lines, Param, Text, When
+from conversations.text import DEFAULT_LANGUAGE, LANGUAGES, Lines, Param, Text, When
 
-LANGUAGES = ("fr", "en")
 FRENCH_TIME = ZoneInfo("Europe/Paris")
-DEFAULT_LANGUAGE = "fr"
 DOMAIN = "messages"
-
-
-def pick_language(chosen: str | None, telegram_language: str | None) -> str:
-    """The person's choice, else Telegram's language_code, else French."""
-    if chosen in LANGUAGES:
-        return chosen
-    if telegram_language:
-        base = telegram_language.split("-")[0].lower()
-        if base in LANGUAGES:
-            return base
-    return DEFAULT_LANGUAGE
 
 
 def _load(language: str, directory: Path) -> gettext.NullTranslations:

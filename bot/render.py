@@ -1,4 +1,7 @@
-"""Screens to Telegram messages: the HTML text and the keyboard a person sees, in their language."""
+"""Plain results to Telegram messages: the HTML text and the keyboard a person sees, in their language.
+
+Screens of a reply, contact cards and the other outbox messages are rendered here, at send time.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,9 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 
-from bot.actions import Action, ActOnHandoff, Answer, encode
-from bot.cards import CANCEL
+from bot.callback_data import encode
 from bot.i18n import Translator
-from bot.services import Notice, Screen
 from conversations.engine import Echo
-from conversations.handoff import DECLINE_REASONS
 from conversations.model import (
     Ask,
     BackInput,
@@ -30,6 +30,9 @@ from conversations.model import (
     Summary,
     ToggleInput,
 )
+from conversations.ports import CardButton, ChatMessage, ContactCard
+from conversations.services.actions import Action, ActOnHandoff, Answer
+from conversations.services.replies import Notice, Screen
 from conversations.text import Text, _
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
@@ -155,18 +158,32 @@ class Renderer:
         line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
         return _bounded(f"{original_html}\n\n{line}")
 
-    def decline_reasons(self, language: str, handoff_id: int) -> InlineKeyboardMarkup:
-        rows = [
-            [
-                self._button(
-                    self._t.plain(language, c.label), ActOnHandoff(handoff_id, "decline", c.value)
-                )
-            ]
-            for c in DECLINE_REASONS
+    def card_keyboard(
+        self, language: str, handoff_id: int, buttons: tuple[CardButton, ...]
+    ) -> InlineKeyboardMarkup | None:
+        """A contact card's buttons: two to a row, the decline reasons one per row."""
+        if not buttons:
+            return None
+        keys = [
+            self._button(
+                self._t.plain(language, b.label), ActOnHandoff(handoff_id, b.verb, b.reason)
+            )
+            for b in buttons
         ]
-        keep = ActOnHandoff(handoff_id, "keep")
-        rows.append([self._button(self._t.plain(language, CANCEL), keep)])
-        return InlineKeyboardMarkup(rows)
+        if any(b.reason for b in buttons):
+            return InlineKeyboardMarkup([[key] for key in keys])
+        return InlineKeyboardMarkup([keys])
+
+    def outbox(self, message: ChatMessage) -> Message:
+        """A message for someone other than the person in front of the chat, in their language."""
+        if isinstance(message, ContactCard):
+            text = self._t.html(message.language, message.body)
+            if message.status is not None:
+                # The status line is redrawn under the card on each change.
+                text += f"\n\n— {self._t.html(message.language, message.status)}"
+            markup = self.card_keyboard(message.language, message.handoff_id, message.buttons)
+            return Message(_bounded(text), markup)
+        return Message(self.notice_text(message.language, message.text))
 
     def toast(self, language: str, text: Text) -> str:
         # answerCallbackQuery allows 200 characters.

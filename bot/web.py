@@ -11,19 +11,20 @@ import asyncio
 import hmac
 import logging
 import signal
-from collections import Counter
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import func, select, text
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from telegram import Update
-from telegram.ext import Application
 
-from bot.app import build_application
+from bot.app import TelegramBot, build_bot
 from bot.settings import Settings
-from storage.models import Handoff, OutboxMessage
-from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +38,49 @@ MAX_CONNECTIONS = 100
 
 
 class Metrics:
+    """Prometheus metrics of one process; no personal data, only counts."""
+
     def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+        # One registry per server: several servers run in one test process.
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mentorat_webhook_requests",
+            "Updates POSTed by Telegram, by result",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("updates", "failed", "refused", "malformed"):
+            self.requests.labels(result)
+        self.outbox = Gauge(
+            "mentorat_outbox_messages",
+            "Outbox messages by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.handoffs = Gauge(
+            "mentorat_handoffs", "Handoffs by status", ["status"], registry=self.registry
+        )
+
+    def set_counts(self, gauge: Gauge, counts: dict[str, int]) -> None:
+        gauge.clear()
+        for status, count in counts.items():
+            gauge.labels(status).set(count)
 
 
-def webhook_app(application: Application, settings: Settings) -> web.Application:  # type: ignore[type-arg]
+def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
     assert settings.webhook_url is not None
     assert settings.webhook_secret is not None
     secret = settings.webhook_secret.get_secret_value()
-    unit_of_work: Callable[[], UnitOfWork] = application.bot_data["unit_of_work"]
+    application = bot.application
+    unit_of_work = bot.services.unit_of_work
     metrics = Metrics()
-    failed: set[int] = application.bot_data["handlers"].failed_updates
+    failed = bot.handlers.failed_updates
 
     async def telegram(request: web.Request) -> web.Response:
         """One update from Telegram, handled before the answer."""
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode()):
-            metrics.counts["refused"] += 1
+            metrics.requests.labels("refused").inc()
             return web.Response(status=403)
         try:
             data = await request.json()
@@ -61,7 +88,7 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
         except (ValueError, TypeError, KeyError):
             update = None
         if update is None:
-            metrics.counts["malformed"] += 1
+            metrics.requests.labels("malformed").inc()
             return web.Response(status=400)
         # Through the per-chat processor: one chat's updates in order, as in polling mode.
         await application.update_processor.process_update(
@@ -71,9 +98,9 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
             # Nothing was committed: a 500 makes Telegram send it again, and the recorded ids
             # of handled updates keep that retry from doing anything twice.
             failed.discard(update.update_id)
-            metrics.counts["failed"] += 1
+            metrics.requests.labels("failed").inc()
             return web.Response(status=500)
-        metrics.counts["updates"] += 1
+        metrics.requests.labels("updates").inc()
         return web.Response(status=200)
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -81,7 +108,7 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
 
     async def ping() -> None:
         async with unit_of_work() as uow:
-            await uow.session.execute(text("SELECT 1"))
+            await uow.ping()
 
     async def readyz(_request: web.Request) -> web.Response:
         try:
@@ -93,25 +120,11 @@ def webhook_app(application: Application, settings: Settings) -> web.Application
 
     async def prometheus(_request: web.Request) -> web.Response:
         async with unit_of_work() as uow:
-            outbox = await uow.session.execute(
-                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-            )
-            handoffs = await uow.session.execute(
-                select(Handoff.status, func.count()).group_by(Handoff.status)
-            )
-            outbox_counts, handoff_counts = list(outbox), list(handoffs)
-        lines = [
-            "# TYPE mentorat_webhook_requests_total counter",
-            *(
-                f'mentorat_webhook_requests_total{{result="{result}"}} {metrics.counts[result]}'
-                for result in ("updates", "failed", "refused", "malformed")
-            ),
-            "# TYPE mentorat_outbox_messages gauge",
-            *(f'mentorat_outbox_messages{{status="{s}"}} {n}' for s, n in outbox_counts),
-            "# TYPE mentorat_handoffs gauge",
-            *(f'mentorat_handoffs{{status="{s}"}} {n}' for s, n in handoff_counts),
-        ]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+            metrics.set_counts(metrics.outbox, await uow.outbox.counts_by_status())
+            metrics.set_counts(metrics.handoffs, await uow.handoffs.counts_by_status())
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(urlsplit(settings.webhook_url).path or "/", telegram)
@@ -130,7 +143,8 @@ async def run_webhook(
     """Register the webhook with Telegram and serve it until SIGINT/SIGTERM (or `stop`)."""
     assert settings.webhook_url is not None
     assert settings.webhook_secret is not None
-    application = build_application(settings)
+    bot = build_bot(settings)
+    application = bot.application
     if stop is None:
         # From the command line: Ctrl+C or the orchestrator's SIGTERM stops it cleanly.
         stop = asyncio.Event()
@@ -147,7 +161,7 @@ async def run_webhook(
             max_connections=min(settings.max_concurrent_updates, MAX_CONNECTIONS),
         )
         await application.start()
-        runner = web.AppRunner(webhook_app(application, settings), access_log=None)
+        runner = web.AppRunner(webhook_app(bot, settings), access_log=None)
         try:
             await runner.setup()
             await web.TCPSite(runner, settings.web_host, settings.web_port).start()

@@ -9,13 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
-from bot.dispatcher import Undeliverable
-from storage.uow import UnitOfWork
+from bot.relay import Undeliverable
+from conversations.ports import AssociationWebhook, UnitOfWorkFactory
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -28,22 +26,24 @@ class WebhookSender:
     """Signs with the association's secret as it is when sending, so a rotated secret applies
     to retries too, and no secret is copied into the outbox."""
 
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork]) -> None:
+    def __init__(self, unit_of_work: UnitOfWorkFactory) -> None:
         self._uow = unit_of_work
 
-    async def __call__(self, url: str, payload: dict[str, Any]) -> None:
+    async def __call__(self, message: AssociationWebhook, delivery: str) -> None:
+        """POST the message; `delivery` (its outbox key) is the same on every retry."""
         async with self._uow() as uow:
-            record = await uow.catalog.by_slug(str(payload["body"].get("association")))
+            record = await uow.catalog.by_slug(message.association)
             handoff = record.entry.get("handoff", {}) if record is not None else {}
         secret = handoff.get("webhook_secret")
+        url = message.url
         if not secret or handoff.get("webhook_url") != url:
             raise Undeliverable("the association no longer has this webhook")
-        body = json.dumps(payload["body"], ensure_ascii=False, sort_keys=True).encode()
+        body = json.dumps(message.body, ensure_ascii=False, sort_keys=True).encode()
         headers = {
             "Content-Type": "application/json",
             "X-Mentorat-Signature": signature(str(secret), body),
-            "X-Mentorat-Event": str(payload["body"].get("event", "")),
-            "X-Mentorat-Delivery": str(payload.get("delivery", "")),
+            "X-Mentorat-Event": message.event,
+            "X-Mentorat-Delivery": delivery,
             "User-Agent": "mentorat-bot",
         }
         async with (

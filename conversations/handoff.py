@@ -38,6 +38,17 @@ class HandoffAction(StrEnum):
     RELEASE = "release"
 
 
+class HandoffVerb(StrEnum):
+    """What a coordinator's button on a contact card asks for."""
+
+    TAKE = "take"
+    DECLINE = "decline"
+    CONTACTED = "contacted"
+    CLOSE = "close"
+    # "Annuler" under the decline reasons: the card's own buttons come back, nothing changes.
+    KEEP = "keep"
+
+
 S = HandoffStatus
 _TRANSITIONS: dict[HandoffAction, tuple[frozenset[HandoffStatus], HandoffStatus]] = {
     HandoffAction.DELIVER: (frozenset({S.PROPOSED}), S.DELIVERED),

@@ -46,3 +46,18 @@ def _(msgid: str) -> Text:
 
 def ngettext(singular: str, plural: str, count: int) -> Text:
     return Text(singular, {"count": count}, plural, count)
+
+
+LANGUAGES = ("fr", "en")
+DEFAULT_LANGUAGE = "fr"
+
+
+def pick_language(chosen: str | None, telegram_language: str | None) -> str:
+    """The person's choice, else their app's language (e.g. Telegram's language_code), else French."""
+    if chosen in LANGUAGES:
+        return chosen
+    if telegram_language:
+        base = telegram_language.split("-")[0].lower()
+        if base in LANGUAGES:
+            return base
+    return DEFAULT_LANGUAGE

@@ -1,4 +1,6 @@
-"""Persistence of mentorat-bot: SQLAlchemy 2 async models, repositories, unit of work, migrations.
+"""Persistence of mentorat-bot: the core's ports implemented with SQLAlchemy 2 (async).
 
-It knows tables and transactions, nothing about Telegram.
+Tables and the imperative mapping of `conversations.entities` (`tables`), the repositories and the
+outbox, the payload codec, the unit of work, engines and migrations. It knows tables and
+transactions, nothing about Telegram.
 """

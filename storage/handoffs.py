@@ -1,4 +1,4 @@
-"""Queries of coordinators, invites and handoffs. Transitions are decided in `bot.handoffs`."""
+"""Queries of coordinators, invites and handoffs. Transitions are decided in `conversations`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import (
-    AssociationRecord,
+from conversations.entities import (
     Coordinator,
     Handoff,
     HandoffEvent,
     Invite,
-    OutboxMessage,
     Profile,
 )
+from storage.tables import associations, coordinators, handoff_events, handoffs, invites, profiles
 
 OPEN = ("proposed", "delivered")
 WAITING = ("proposed", "delivered", "taken")
@@ -25,46 +24,49 @@ class CoordinatorRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    def add(self, coordinator: Coordinator) -> None:
+        self._session.add(coordinator)
+
+    async def get(self, coordinator_id: int) -> Coordinator | None:
+        return await self._session.get(Coordinator, coordinator_id)
+
+    async def find(self, association_id: int, telegram_id: int) -> Coordinator | None:
+        return await self._session.scalar(
+            select(Coordinator).where(
+                coordinators.c.association_id == association_id,
+                coordinators.c.telegram_id == telegram_id,
+            )
+        )
+
     async def of_association(self, association_id: int) -> list[Coordinator]:
         result = await self._session.scalars(
             select(Coordinator)
-            .where(Coordinator.association_id == association_id, Coordinator.active.is_(True))
-            .order_by(Coordinator.id)
+            .where(
+                coordinators.c.association_id == association_id,
+                coordinators.c.active.is_(True),
+            )
+            .order_by(coordinators.c.id)
         )
         return list(result)
 
     async def of_person(self, telegram_id: int, active_only: bool = True) -> list[Coordinator]:
         """The coordinator roles of a Telegram account (one per association)."""
-        query = select(Coordinator).where(Coordinator.telegram_id == telegram_id)
+        query = select(Coordinator).where(coordinators.c.telegram_id == telegram_id)
         if active_only:
-            query = query.where(Coordinator.active.is_(True))
-        result = await self._session.scalars(query.order_by(Coordinator.id))
+            query = query.where(coordinators.c.active.is_(True))
+        result = await self._session.scalars(query.order_by(coordinators.c.id))
         return list(result)
-
-    async def delete(self, coordinator: Coordinator) -> None:
-        await self._session.delete(coordinator)
-
-    async def find(self, association_id: int, telegram_id: int) -> Coordinator | None:
-        return await self._session.scalar(
-            select(Coordinator).where(
-                Coordinator.association_id == association_id,
-                Coordinator.telegram_id == telegram_id,
-            )
-        )
-
-    async def get(self, coordinator_id: int) -> Coordinator | None:
-        return await self._session.get(Coordinator, coordinator_id)
 
     async def listing(self) -> list[tuple[Coordinator, str]]:
         rows = await self._session.execute(
-            select(Coordinator, AssociationRecord.slug)
-            .join(AssociationRecord, AssociationRecord.id == Coordinator.association_id)
-            .order_by(AssociationRecord.slug, Coordinator.id)
+            select(Coordinator, associations.c.slug)
+            .join(associations, associations.c.id == coordinators.c.association_id)
+            .order_by(associations.c.slug, coordinators.c.id)
         )
         return [(coordinator, str(slug)) for coordinator, slug in rows]
 
-    def add(self, coordinator: Coordinator) -> None:
-        self._session.add(coordinator)
+    async def delete(self, coordinator: Coordinator) -> None:
+        await self._session.delete(coordinator)
 
 
 class InviteRepository:
@@ -75,11 +77,11 @@ class InviteRepository:
         self._session.add(invite)
 
     async def by_hash(self, token_hash: str) -> Invite | None:
-        return await self._session.scalar(select(Invite).where(Invite.token_hash == token_hash))
+        return await self._session.scalar(select(Invite).where(invites.c.token_hash == token_hash))
 
     async def forget_user(self, telegram_id: int) -> None:
         await self._session.execute(
-            update(Invite).where(Invite.used_by == telegram_id).values(used_by=None)
+            update(Invite).where(invites.c.used_by == telegram_id).values(used_by=None)
         )
 
 
@@ -115,8 +117,28 @@ class HandoffRepository:
     async def events(self, handoff_id: int) -> list[HandoffEvent]:
         result = await self._session.scalars(
             select(HandoffEvent)
-            .where(HandoffEvent.handoff_id == handoff_id)
-            .order_by(HandoffEvent.id)
+            .where(handoff_events.c.handoff_id == handoff_id)
+            .order_by(handoff_events.c.id)
+        )
+        return list(result)
+
+    async def of_profile(self, profile_id: int) -> list[Handoff]:
+        result = await self._session.scalars(
+            select(Handoff).where(handoffs.c.profile_id == profile_id).order_by(handoffs.c.id)
+        )
+        return list(result)
+
+    async def of_profiles(self, profile_ids: list[int]) -> list[Handoff]:
+        if not profile_ids:
+            return []
+        result = await self._session.scalars(
+            select(Handoff).where(handoffs.c.profile_id.in_(profile_ids)).order_by(handoffs.c.id)
+        )
+        return list(result)
+
+    async def taken_by(self, coordinator_id: int) -> list[Handoff]:
+        result = await self._session.scalars(
+            select(Handoff).where(handoffs.c.taken_by == coordinator_id).order_by(handoffs.c.id)
         )
         return list(result)
 
@@ -125,92 +147,70 @@ class HandoffRepository:
         if not profile_ids:
             return []
         rows = await self._session.execute(
-            select(Handoff, AssociationRecord.name)
-            .join(AssociationRecord, AssociationRecord.id == Handoff.association_id)
-            .where(Handoff.profile_id.in_(profile_ids))
-            .order_by(Handoff.id)
+            select(Handoff, associations.c.name)
+            .join(associations, associations.c.id == handoffs.c.association_id)
+            .where(handoffs.c.profile_id.in_(profile_ids))
+            .order_by(handoffs.c.id)
         )
         return [(handoff, str(name)) for handoff, name in rows]
-
-    async def taken_by(self, coordinator_id: int) -> list[Handoff]:
-        result = await self._session.scalars(
-            select(Handoff).where(Handoff.taken_by == coordinator_id).order_by(Handoff.id)
-        )
-        return list(result)
-
-    async def of_profile(self, profile_id: int) -> list[Handoff]:
-        result = await self._session.scalars(
-            select(Handoff).where(Handoff.profile_id == profile_id).order_by(Handoff.id)
-        )
-        return list(result)
-
-    async def of_profiles(self, profile_ids: list[int]) -> list[Handoff]:
-        if not profile_ids:
-            return []
-        result = await self._session.scalars(
-            select(Handoff).where(Handoff.profile_id.in_(profile_ids)).order_by(Handoff.id)
-        )
-        return list(result)
 
     async def queue(self, association_id: int) -> list[tuple[Handoff, Profile]]:
         """What waits for an association, oldest first: not taken yet, or taken but not contacted."""
         rows = await self._session.execute(
             select(Handoff, Profile)
-            .join(Profile, Profile.id == Handoff.profile_id)
-            .where(Handoff.association_id == association_id, Handoff.status.in_(WAITING))
-            .order_by(Handoff.created_at, Handoff.id)
+            .join(Profile, profiles.c.id == handoffs.c.profile_id)
+            .where(handoffs.c.association_id == association_id, handoffs.c.status.in_(WAITING))
+            .order_by(handoffs.c.created_at, handoffs.c.id)
         )
         return [(handoff, profile) for handoff, profile in rows]
 
     async def created_counts(self, start: datetime, end: datetime) -> dict[int, int]:
         """Handoffs proposed to each association in [start, end): what weekly capacity counts."""
         rows = await self._session.execute(
-            select(Handoff.association_id, func.count())
-            .where(Handoff.created_at >= start, Handoff.created_at < end)
-            .group_by(Handoff.association_id)
+            select(handoffs.c.association_id, func.count())
+            .where(handoffs.c.created_at >= start, handoffs.c.created_at < end)
+            .group_by(handoffs.c.association_id)
         )
         return {int(association_id): int(count) for association_id, count in rows}
 
     async def waiting_counts(self) -> dict[int, int]:
         rows = await self._session.execute(
-            select(Handoff.association_id, func.count())
-            .where(Handoff.status.in_(OPEN))
-            .group_by(Handoff.association_id)
+            select(handoffs.c.association_id, func.count())
+            .where(handoffs.c.status.in_(OPEN))
+            .group_by(handoffs.c.association_id)
         )
         return {int(association_id): int(count) for association_id, count in rows}
+
+    async def silent_since(self, moment: datetime, reminded: bool) -> list[Handoff]:
+        """Handoffs nobody took since `moment`: to remind (not reminded yet) or to re-route."""
+        since = func.coalesce(handoffs.c.delivered_at, handoffs.c.created_at)
+        query = select(Handoff).where(handoffs.c.status.in_(OPEN), since <= moment)
+        if not reminded:
+            query = query.where(handoffs.c.reminded_at.is_(None))
+        result = await self._session.scalars(query.order_by(handoffs.c.id))
+        return list(result)
 
     async def summary(self) -> list[tuple[str, str, int]]:
         """(association slug, status, count) of every handoff, for the admins' statistics."""
         rows = await self._session.execute(
-            select(AssociationRecord.slug, Handoff.status, func.count())
-            .join(AssociationRecord, AssociationRecord.id == Handoff.association_id)
-            .group_by(AssociationRecord.slug, Handoff.status)
+            select(associations.c.slug, handoffs.c.status, func.count())
+            .join(associations, associations.c.id == handoffs.c.association_id)
+            .group_by(associations.c.slug, handoffs.c.status)
         )
         return [(str(slug), str(status), int(count)) for slug, status, count in rows]
 
     async def take_delays(self) -> list[tuple[str, datetime, datetime]]:
         """(slug, proposed at, taken at) of every taken handoff: how fast associations answer."""
         rows = await self._session.execute(
-            select(AssociationRecord.slug, Handoff.created_at, Handoff.taken_at)
-            .join(AssociationRecord, AssociationRecord.id == Handoff.association_id)
-            .where(Handoff.taken_at.is_not(None))
+            select(associations.c.slug, handoffs.c.created_at, handoffs.c.taken_at)
+            .join(associations, associations.c.id == handoffs.c.association_id)
+            .where(handoffs.c.taken_at.is_not(None))
         )
         return [(str(slug), created, taken) for slug, created, taken in rows if taken is not None]
 
-    async def silent_since(self, moment: datetime, reminded: bool) -> list[Handoff]:
-        """Handoffs nobody took since `moment`: to remind (not reminded yet) or to re-route."""
-        since = func.coalesce(Handoff.delivered_at, Handoff.created_at)
-        query = select(Handoff).where(Handoff.status.in_(OPEN), since <= moment)
-        if not reminded:
-            query = query.where(Handoff.reminded_at.is_(None))
-        result = await self._session.scalars(query.order_by(Handoff.id))
-        return list(result)
-
-    async def copies(self, handoff_id: int) -> list[OutboxMessage]:
-        """The coordinators' messages of a handoff, as delivered, to edit them later."""
-        result = await self._session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.dedup_key.startswith(f"handoff:{handoff_id}:", autoescape=True))
-            .order_by(OutboxMessage.id)
+    async def counts_by_status(self) -> dict[str, int]:
+        """How many handoffs are in each status (for /metrics)."""
+        rows = await self._session.execute(
+            select(handoffs.c.status, func.count()).group_by(handoffs.c.status)
         )
-        return list(result)
+        return {str(status): int(count) for status, count in rows}

@@ -1,46 +1,58 @@
-"""Repositories: the queries of each table, in domain words. They never commit: the unit of work does."""
+"""Repositories of people, conversations, profiles, updates, the funnel and the catalogue.
+
+They implement the ports of `conversations.ports` with SQLAlchemy, in domain words, and never
+commit: the unit of work does. WHERE clauses name table columns (`people.c.telegram_id`): to the
+type checker an entity's attributes are plain values, not SQL expressions.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conversations.model import Answer, ConversationState, Status
-from storage.models import (
+from conversations.entities import (
     AssociationRecord,
     Consent,
     Conversation,
-    Coordinator,
-    FunnelEvent,
     Person,
-    ProcessedUpdate,
     Profile,
+    ProfileStatus,
+)
+from conversations.model import ConversationState, Status
+from conversations.ports import CatalogChanges
+from storage.tables import (
+    FunnelEvent,
+    ProcessedUpdate,
+    associations,
+    consents,
+    conversations,
+    coordinators,
+    funnel_events,
+    people,
+    processed_updates,
+    profiles,
 )
 
 
-def answers_to_json(answers: Mapping[str, Answer]) -> dict[str, Any]:
-    return {
-        key: list(value) if isinstance(value, tuple) else value for key, value in answers.items()
-    }
-
-
-def answers_from_json(stored: Mapping[str, Any]) -> dict[str, Answer]:
-    return {
-        key: tuple(value) if isinstance(value, list) else value for key, value in stored.items()
-    }
+def rowcount(result: Result[Any]) -> int:
+    """Rows a DELETE or UPDATE touched."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def get(self, person_id: int) -> Person | None:
+        return await self._session.get(Person, person_id)
+
     async def by_telegram_id(self, telegram_id: int) -> Person | None:
-        return await self._session.scalar(select(Person).where(Person.telegram_id == telegram_id))
+        return await self._session.scalar(select(Person).where(people.c.telegram_id == telegram_id))
 
     async def seen(self, telegram_id: int, telegram_language: str | None, now: datetime) -> Person:
         """The person behind a Telegram account, created on first contact."""
@@ -69,32 +81,41 @@ class PeopleRepository:
     ) -> list[int]:
         """People silent too long: since `without_profile_before` if they never submitted a
         profile, since `with_profile_before` otherwise. One query, however many people."""
-        has_profile = select(Profile.id).where(Profile.person_id == Person.id).exists()
+        has_profile = select(profiles.c.id).where(profiles.c.person_id == people.c.id).exists()
         # Coordinators talk to the bot when contacts come, not every month: their role stays.
         coordinates = (
-            select(Coordinator.id)
-            .where(Coordinator.telegram_id == Person.telegram_id, Coordinator.active.is_(True))
+            select(coordinators.c.id)
+            .where(
+                coordinators.c.telegram_id == people.c.telegram_id,
+                coordinators.c.active.is_(True),
+            )
             .exists()
         )
         result = await self._session.scalars(
-            select(Person.id)
+            select(people.c.id)
             .where(
-                Person.id > after,
+                people.c.id > after,
                 or_(
-                    Person.last_seen_at < with_profile_before,
-                    and_(Person.last_seen_at < without_profile_before, ~has_profile, ~coordinates),
+                    people.c.last_seen_at < with_profile_before,
+                    and_(
+                        people.c.last_seen_at < without_profile_before,
+                        ~has_profile,
+                        ~coordinates,
+                    ),
                 ),
             )
-            .order_by(Person.id)
+            .order_by(people.c.id)
             .limit(limit)
         )
         return list(result)
 
     async def erase(self, person: Person) -> None:
         """Everything about a person goes; their anonymous funnel counts stay."""
-        await self._session.execute(delete(Consent).where(Consent.person_id == person.id))
-        await self._session.execute(delete(Profile).where(Profile.person_id == person.id))
-        await self._session.execute(delete(Conversation).where(Conversation.person_id == person.id))
+        await self._session.execute(delete(Consent).where(consents.c.person_id == person.id))
+        await self._session.execute(delete(Profile).where(profiles.c.person_id == person.id))
+        await self._session.execute(
+            delete(Conversation).where(conversations.c.person_id == person.id)
+        )
         await self._session.delete(person)
 
 
@@ -105,20 +126,13 @@ class ConversationRepository:
     async def active_for(self, person: Person) -> Conversation | None:
         return await self._session.scalar(
             select(Conversation)
-            .where(Conversation.person_id == person.id, Conversation.status == Status.ACTIVE)
-            .order_by(Conversation.id.desc())
+            .where(
+                conversations.c.person_id == person.id,
+                conversations.c.status == Status.ACTIVE,
+            )
+            .order_by(conversations.c.id.desc())
             .limit(1)
         )
-
-    async def purge_unfinished_before(self, moment: datetime) -> int:
-        """Questionnaires left unfinished (abandoned, cancelled, ended early) go after a while;
-        completed ones stay with their profile."""
-        result = await self._session.execute(
-            delete(Conversation).where(
-                Conversation.status != Status.COMPLETED, Conversation.updated_at < moment
-            )
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     def start(
         self,
@@ -128,40 +142,27 @@ class ConversationRepository:
         source: str | None,
         now: datetime,
     ) -> Conversation:
-        row = Conversation(
+        conversation = Conversation(
             person_id=person.id,
             chat_id=chat_id,
             flow=state.flow,
             source=source,
             started_at=now,
-            answers={},
-            draft={},
-            status=Status.ACTIVE,
+            updated_at=now,
         )
-        self.save(row, state, now)
-        self._session.add(row)
-        return row
+        conversation.save(state, now)
+        self._session.add(conversation)
+        return conversation
 
-    @staticmethod
-    def state_of(row: Conversation) -> ConversationState:
-        return ConversationState(
-            flow=row.flow,
-            step=row.step,
-            answers=answers_from_json(row.answers),
-            status=Status(row.status),
-            draft=tuple(row.draft.get("selected", ())),
-            editing=row.editing,
+    async def purge_unfinished_before(self, moment: datetime) -> int:
+        """Questionnaires left unfinished (abandoned, cancelled, ended early) go after a while;
+        completed ones stay with their profile."""
+        result = await self._session.execute(
+            delete(Conversation).where(
+                conversations.c.status != Status.COMPLETED, conversations.c.updated_at < moment
+            )
         )
-
-    @staticmethod
-    def save(row: Conversation, state: ConversationState, now: datetime) -> None:
-        row.flow = state.flow
-        row.step = state.step
-        row.answers = answers_to_json(state.answers)
-        row.draft = {"selected": list(state.draft)}
-        row.editing = state.editing
-        row.status = state.status
-        row.updated_at = now
+        return rowcount(result)
 
 
 class ProfileRepository:
@@ -175,21 +176,27 @@ class ProfileRepository:
     def add_consent(self, consent: Consent) -> None:
         self._session.add(consent)
 
+    async def get(self, profile_id: int) -> Profile | None:
+        return await self._session.get(Profile, profile_id)
+
     async def for_person(self, person: Person) -> list[Profile]:
         result = await self._session.scalars(
-            select(Profile).where(Profile.person_id == person.id).order_by(Profile.id)
-        )
-        return list(result)
-
-    async def waiting_ids(self, limit: int) -> list[int]:
-        result = await self._session.scalars(
-            select(Profile.id).where(Profile.status == "waiting").order_by(Profile.id).limit(limit)
+            select(Profile).where(profiles.c.person_id == person.id).order_by(profiles.c.id)
         )
         return list(result)
 
     async def consents_for(self, person: Person) -> list[Consent]:
         result = await self._session.scalars(
-            select(Consent).where(Consent.person_id == person.id).order_by(Consent.id)
+            select(Consent).where(consents.c.person_id == person.id).order_by(consents.c.id)
+        )
+        return list(result)
+
+    async def waiting_ids(self, limit: int) -> list[int]:
+        result = await self._session.scalars(
+            select(profiles.c.id)
+            .where(profiles.c.status == ProfileStatus.WAITING)
+            .order_by(profiles.c.id)
+            .limit(limit)
         )
         return list(result)
 
@@ -205,14 +212,19 @@ class UpdateLog:
         return found is not None
 
     def record(self, update_id: int, now: datetime) -> None:
+        # A second record of one id fails at flush: the unit of work turns that into Conflict.
         self._session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+
+    async def newest(self) -> int:
+        """The highest update id handled (0 for none): a fresh emulator must count on from it."""
+        return int(await self._session.scalar(select(func.max(processed_updates.c.update_id))) or 0)
 
     async def forget_before(self, moment: datetime) -> int:
         """Telegram never redelivers an update older than a day; older ids are dead weight."""
         result = await self._session.execute(
-            delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < moment)
+            delete(ProcessedUpdate).where(processed_updates.c.processed_at < moment)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return rowcount(result)
 
 
 class FunnelRepository:
@@ -224,30 +236,21 @@ class FunnelRepository:
     ) -> None:
         self._session.add(FunnelEvent(flow=flow, step=step, event=event, at=at, detail=detail))
 
-    async def answered_by_step(self) -> dict[tuple[str, str], int]:
-        rows = await self._session.execute(
-            select(FunnelEvent.flow, FunnelEvent.step, func.count())
-            .where(FunnelEvent.event == "answered")
-            .group_by(FunnelEvent.flow, FunnelEvent.step)
-        )
-        return {(flow, str(step)): int(count) for flow, step, count in rows}
-
     async def counts(self) -> dict[tuple[str, str], int]:
         rows = await self._session.execute(
-            select(FunnelEvent.flow, FunnelEvent.event, func.count()).group_by(
-                FunnelEvent.flow, FunnelEvent.event
+            select(funnel_events.c.flow, funnel_events.c.event, func.count()).group_by(
+                funnel_events.c.flow, funnel_events.c.event
             )
         )
         return {(flow, event): int(count) for flow, event, count in rows}
 
-
-@dataclass(frozen=True)
-class CatalogChanges:
-    added: tuple[str, ...]
-    changed: tuple[str, ...]
-    unchanged: tuple[str, ...]
-    # In the database but not in the file: kept, since profiles and handoffs refer to them.
-    not_in_file: tuple[str, ...]
+    async def answered_by_step(self) -> dict[tuple[str, str], int]:
+        rows = await self._session.execute(
+            select(funnel_events.c.flow, funnel_events.c.step, func.count())
+            .where(funnel_events.c.event == "answered")
+            .group_by(funnel_events.c.flow, funnel_events.c.step)
+        )
+        return {(flow, str(step)): int(count) for flow, step, count in rows}
 
 
 class CatalogRepository:
@@ -256,17 +259,20 @@ class CatalogRepository:
 
     async def records(self) -> list[AssociationRecord]:
         result = await self._session.scalars(
-            select(AssociationRecord).order_by(AssociationRecord.slug)
+            select(AssociationRecord).order_by(associations.c.slug)
         )
         return list(result)
 
+    async def get(self, association_id: int) -> AssociationRecord | None:
+        return await self._session.get(AssociationRecord, association_id)
+
     async def by_slug(self, slug: str) -> AssociationRecord | None:
         return await self._session.scalar(
-            select(AssociationRecord).where(AssociationRecord.slug == slug)
+            select(AssociationRecord).where(associations.c.slug == slug)
         )
 
     async def is_empty(self) -> bool:
-        count = await self._session.scalar(select(func.count()).select_from(AssociationRecord))
+        count = await self._session.scalar(select(func.count()).select_from(associations))
         return not count
 
     async def upsert(

@@ -1,12 +1,22 @@
-"""The unit of work: one transaction per update. Leaving the block without `commit()` rolls back."""
+"""The unit of work: one transaction per update. Leaving the block without `commit()` rolls back.
+
+It implements `conversations.ports.UnitOfWork`. Importing it maps the core's entities onto the
+tables (once). A concurrent change found at flush or commit (a stale `version`, a duplicate key)
+comes out as `conversations.ports.Conflict`, with SQLAlchemy's error as its cause.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from types import TracebackType
+from typing import Self
 
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
+from conversations import ports
 from storage.handoffs import CoordinatorRepository, HandoffRepository, InviteRepository
 from storage.outbox import OutboxRepository
 from storage.repositories import (
@@ -17,19 +27,32 @@ from storage.repositories import (
     ProfileRepository,
     UpdateLog,
 )
+from storage.tables import map_entities as map_entities  # re-exported: tests map without a session
+
+map_entities()
+
+# What another transaction (or a redelivery) doing the same thing first looks like.
+CONFLICTS = (StaleDataError, IntegrityError)
+
+
+def _conflict(error: Exception) -> ports.Conflict:
+    # Only the error's type: its text quotes SQL, and its cause (kept) has the details.
+    return ports.Conflict(f"the rows changed meanwhile ({type(error).__name__})")
 
 
 class UnitOfWork:
-    people: PeopleRepository
-    conversations: ConversationRepository
-    profiles: ProfileRepository
-    updates: UpdateLog
-    funnel: FunnelRepository
-    catalog: CatalogRepository
-    outbox: OutboxRepository
-    coordinators: CoordinatorRepository
-    invites: InviteRepository
-    handoffs: HandoffRepository
+    # Typed as the ports (a protocol's attributes are invariant): assigning storage's
+    # repositories to them in __aenter__ is what proves they implement the ports.
+    people: ports.PeopleRepository
+    conversations: ports.ConversationRepository
+    profiles: ports.ProfileRepository
+    updates: ports.UpdateLog
+    funnel: ports.FunnelRepository
+    catalog: ports.CatalogRepository
+    coordinators: ports.CoordinatorRepository
+    invites: ports.InviteRepository
+    handoffs: ports.HandoffRepository
+    outbox: ports.Outbox
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None
@@ -42,10 +65,11 @@ class UnitOfWork:
 
     @property
     def session(self) -> AsyncSession:
+        """For storage and its tests only: the core sees repositories, never the session."""
         assert self._session is not None, "use the unit of work inside `async with`"
         return self._session
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> Self:
         if self._lock is not None:
             await self._lock.acquire()
         self._session = self._sessions()
@@ -55,10 +79,10 @@ class UnitOfWork:
         self.updates = UpdateLog(self._session)
         self.funnel = FunnelRepository(self._session)
         self.catalog = CatalogRepository(self._session)
-        self.outbox = OutboxRepository(self._session)
         self.coordinators = CoordinatorRepository(self._session)
         self.invites = InviteRepository(self._session)
         self.handoffs = HandoffRepository(self._session)
+        self.outbox = OutboxRepository(self._session)
         return self
 
     async def __aexit__(
@@ -75,9 +99,32 @@ class UnitOfWork:
             self._session = None
             if self._lock is not None:
                 self._lock.release()
+        # One escaped the block (an autoflush before a query, say): the caller sees a Conflict.
+        if isinstance(exc, CONFLICTS):
+            raise _conflict(exc) from exc
 
     async def commit(self) -> None:
-        await self.session.commit()
+        try:
+            await self.session.commit()
+        except CONFLICTS as error:
+            raise _conflict(error) from error
 
     async def flush(self) -> None:
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except CONFLICTS as error:
+            raise _conflict(error) from error
+
+    async def ping(self) -> None:
+        await self.session.execute(text("SELECT 1"))
+
+
+def unit_of_work_factory(
+    sessions: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None
+) -> ports.UnitOfWorkFactory:
+    """What the services take: a new unit of work per call, all on `sessions` (and `lock`)."""
+    return lambda: UnitOfWork(sessions, lock)
+
+
+# mypy proves here that this unit of work is what the core asks for.
+_check: type[ports.UnitOfWork] = UnitOfWork

@@ -23,6 +23,8 @@ from bot.settings import Settings
 if TYPE_CHECKING:
     from telegram.ext import Application
 
+    from bot.app import TelegramBot
+
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
@@ -101,7 +103,7 @@ class Sandbox:
         return self.emulator
 
     async def _start(self) -> None:
-        from bot.app import build_application
+        from bot.app import build_bot
         from storage.migrate import upgrade_async
 
         await upgrade_async(self._settings.database_url)
@@ -119,7 +121,8 @@ class Sandbox:
                     "telegram_api_base_url": emulator.base_url,
                 }
             )
-            application = build_application(settings)
+            bot = build_bot(settings)
+            application = bot.application
             # The steps and order of Application.run_polling(), which the production bot uses;
             # run_polling() itself owns the event loop and so cannot run beside the page.
             await application.initialize()
@@ -131,7 +134,7 @@ class Sandbox:
                 allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
             )
             await application.start()
-            await _join_coordinator(application, emulator)
+            await _join_coordinator(bot, emulator)
             if self._on_ready is not None:
                 await self._on_ready(emulator)
         except BaseException:
@@ -159,24 +162,23 @@ class Sandbox:
             await emulator.stop()
 
 
-async def _join_coordinator(
-    application: Application,  # type: ignore[type-arg]
-    emulator: BotApiEmulator,
-) -> None:
+async def _join_coordinator(bot: TelegramBot, emulator: BotApiEmulator) -> None:
     """Camille coordinates every association of the catalogue, so that whatever profile the
     young persona or the mentor persona fills in, its card shows up in her pane. She joins with
     real invites (hashed, single-use), through the same code as a coordinator's /start link,
     then says /start once: Telegram lets a bot write only to people who wrote to it first."""
-    unit_of_work = application.bot_data["unit_of_work"]
-    handoffs = application.bot_data["handoffs"]
+    from conversations.services import coordinators
+
     coordinator = next(p for p in PERSONAS if p.role == "coordinator")
     now = datetime.now(UTC)
-    async with unit_of_work() as uow:
+    async with bot.services.unit_of_work() as uow:
         for record in await uow.catalog.records():
             if await uow.coordinators.find(record.id, coordinator.id) is None:
-                token = await handoffs.invite(uow, record, now, timedelta(minutes=5))
+                invite = await coordinators.invite(uow, record.slug, now, timedelta(minutes=5))
                 await uow.flush()
-                await handoffs.join(uow, token, coordinator.id, coordinator.first_name, "fr", now)
+                await coordinators.join(
+                    uow, invite.token, coordinator.id, coordinator.first_name, "fr", now
+                )
         await uow.commit()
     user = emulator.user(coordinator.id, coordinator.first_name, language_code="fr")
     if not user.started:
@@ -185,18 +187,15 @@ async def _join_coordinator(
 
 
 async def _last_handled_update_id(url: str) -> int:
-    from sqlalchemy import func, select
-
     from storage.db import create_engine, session_factory
-    from storage.models import ProcessedUpdate
+    from storage.uow import unit_of_work_factory
 
     engine = create_engine(url)
     try:
-        async with session_factory(engine)() as session:
-            last = await session.scalar(select(func.max(ProcessedUpdate.update_id)))
+        async with unit_of_work_factory(session_factory(engine))() as uow:
+            return await uow.updates.newest()
     finally:
         await engine.dispose()
-    return int(last or 0)
 
 
 def _wipe_database(url: str) -> None:

@@ -7,9 +7,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
-from telegram.ext import Application
 
-from bot.app import build_application
+from bot.app import TelegramBot, build_bot
 from bot.sandbox.emulator import BotApiEmulator, EmulatedUser
 from bot.sandbox.models import ChatMessage
 from bot.settings import Settings
@@ -32,8 +31,9 @@ def settings_for(emulator: BotApiEmulator, database_url: str) -> Settings:
 
 
 @asynccontextmanager
-async def running(application: Application) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def running(bot: TelegramBot) -> AsyncIterator[TelegramBot]:
     """What run_polling does around start and stop, driven step by step inside the test's loop."""
+    application = bot.application
     async with application:
         assert application.post_init is not None
         await application.post_init(application)
@@ -41,7 +41,7 @@ async def running(application: Application) -> AsyncIterator[Application]:  # ty
         assert application.updater is not None
         await application.updater.start_polling(poll_interval=0.0, timeout=1)
         try:
-            yield application
+            yield bot
         finally:
             await application.updater.stop()
             await application.stop()
@@ -52,9 +52,9 @@ async def running(application: Application) -> AsyncIterator[Application]:  # ty
 
 
 @pytest.fixture
-async def bot(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
-    async with running(build_application(settings_for(emulator, sqlite_url))) as application:
-        yield application
+async def bot(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[TelegramBot]:
+    async with running(build_bot(settings_for(emulator, sqlite_url))) as running_bot:
+        yield running_bot
 
 
 @dataclass

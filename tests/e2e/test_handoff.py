@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from sqlalchemy import select
-from telegram.ext import Application
 
-from bot.app import build_application
-from bot.handoffs import HandoffService
+from bot.app import TelegramBot, build_bot
 from bot.sandbox.emulator import BotApiEmulator, EmulatedUser
-from storage.models import Handoff, HandoffEvent
-from storage.uow import UnitOfWork
+from conversations.entities import Handoff
+from conversations.ports import UnitOfWorkFactory
+from conversations.services import coordinators, handoffs, privacy
+from storage.tables import handoffs as handoffs_table
 from tests.e2e.conftest import Chat, running, settings_for
 from tests.e2e.test_questionnaire import sign_up_as_17_year_old_in_saint_denis
 
@@ -43,28 +43,29 @@ def clock() -> Clock:
 @pytest.fixture
 async def app(
     emulator: BotApiEmulator, sqlite_url: str, clock: Clock
-) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+) -> AsyncIterator[TelegramBot]:
     settings = settings_for(emulator, sqlite_url).model_copy(update={"admin_telegram_ids": (999,)})
-    async with running(build_application(settings, clock=clock)) as application:
-        yield application
+    async with running(build_bot(settings, clock=clock)) as running_bot:
+        yield running_bot
 
 
-def parts(app: Application) -> tuple[Callable[[], UnitOfWork], HandoffService]:  # type: ignore[type-arg]
-    return app.bot_data["unit_of_work"], app.bot_data["handoffs"]
+def parts(app: TelegramBot) -> UnitOfWorkFactory:
+    return app.services.unit_of_work
 
 
-async def invite(app: Application, slug: str, valid_for: timedelta = timedelta(days=7)) -> str:  # type: ignore[type-arg]
-    unit_of_work, handoffs = parts(app)
-    async with unit_of_work() as uow:
-        record = await uow.catalog.by_slug(slug)
-        assert record is not None
-        token = await handoffs.invite(uow, record, datetime.now(UTC), valid_for)
+async def invite(app: TelegramBot, slug: str, valid_for: timedelta = timedelta(days=7)) -> str:
+    async with parts(app)() as uow:
+        invitation = await coordinators.invite(uow, slug, datetime.now(UTC), valid_for)
         await uow.commit()
-    return token
+    return invitation.token
+
+
+async def chase_silence(app: TelegramBot, now: datetime) -> int:
+    return await handoffs.chase_silence(app.services.unit_of_work, now, app.services.policy)
 
 
 async def join(
-    app: Application, emulator: BotApiEmulator, user_id: int, name: str, slug: str
+    app: TelegramBot, emulator: BotApiEmulator, user_id: int, name: str, slug: str
 ) -> Chat:  # type: ignore[type-arg]
     coordinator = Chat(emulator.user(user_id, name))
     token = await invite(app, slug)
@@ -87,13 +88,13 @@ async def card_of(coordinator: Chat) -> Any:
     return await coordinator.user.wait_for_message(lambda m: "Nouveau contact" in (m.text or ""))
 
 
-async def handoffs_in_db(app: Application) -> list[Handoff]:  # type: ignore[type-arg]
-    unit_of_work, _ = parts(app)
-    async with unit_of_work() as uow:
-        return list(await uow.session.scalars(select(Handoff).order_by(Handoff.id)))
+async def handoffs_in_db(app: TelegramBot) -> list[Handoff]:
+    async with parts(app)() as uow:
+        query = select(Handoff).order_by(handoffs_table.c.id)
+        return list(await uow.session.scalars(query))  # type: ignore[attr-defined]
 
 
-async def recorded_as_delivered(app: Application) -> None:  # type: ignore[type-arg]
+async def recorded_as_delivered(app: TelegramBot) -> None:  # type: ignore[type-arg]
     """The dispatcher records a delivery just after the card arrives: wait for that record."""
     for _ in range(100):
         if all(h.delivered_at is not None for h in await handoffs_in_db(app)):
@@ -103,7 +104,7 @@ async def recorded_as_delivered(app: Application) -> None:  # type: ignore[type-
 
 
 async def camille_takes_while_karim_watches(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> tuple[Chat, Chat, Chat, Any]:
@@ -138,7 +139,7 @@ def press(user: EmulatedUser, message_id: int, label: str) -> None:
 
 
 async def test_a_coordinator_receives_the_contact_takes_it_and_the_young_person_is_told(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],  # type: ignore[type-arg]
 ) -> None:
@@ -174,21 +175,15 @@ async def test_a_coordinator_receives_the_contact_takes_it_and_the_young_person_
     assert edited.button_texts == []
     [handoff] = await handoffs_in_db(app)
     assert handoff.status == "closed"
-    unit_of_work, _ = parts(app)
-    async with unit_of_work() as uow:
-        events = await uow.session.scalars(
-            select(HandoffEvent.event)
-            .where(HandoffEvent.handoff_id == handoff.id)
-            .order_by(HandoffEvent.id)
-        )
-        recorded = list(events)
+    async with parts(app)() as uow:
+        recorded = [event.event for event in await uow.handoffs.events(handoff.id)]
     # The delivery is recorded by the dispatcher, possibly after a quick take.
     assert "delivered" in recorded
     assert [e for e in recorded if e != "delivered"] == ["proposed", "taken", "contacted", "closed"]
 
 
 async def test_two_coordinators_pressing_take_at_once_exactly_one_wins(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],  # type: ignore[type-arg]
 ) -> None:
@@ -216,7 +211,7 @@ async def test_two_coordinators_pressing_take_at_once_exactly_one_wins(
 
 
 async def test_a_decline_goes_to_the_next_association_whose_coordinator_receives_it(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],  # type: ignore[type-arg]
 ) -> None:
@@ -238,7 +233,7 @@ async def test_a_decline_goes_to_the_next_association_whose_coordinator_receives
 
 
 async def test_forged_presses_by_another_association_or_a_stranger_change_nothing(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],  # type: ignore[type-arg]
 ) -> None:
@@ -263,7 +258,7 @@ async def test_forged_presses_by_another_association_or_a_stranger_change_nothin
 
 
 async def test_silence_reminds_the_coordinators_once_then_reroutes_once(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
     clock: Clock,  # type: ignore[type-arg]
@@ -273,15 +268,14 @@ async def test_silence_reminds_the_coordinators_once_then_reroutes_once(
     young = await complete_sign_up(person)
     await card_of(camille)
     await recorded_as_delivered(app)  # silence counts from the delivery
-    unit_of_work, handoffs = parts(app)
     clock.offset = timedelta(hours=49)
-    assert await handoffs.run_timers(unit_of_work, clock()) == 1
-    assert await handoffs.run_timers(unit_of_work, clock()) == 0
+    assert await chase_silence(app, clock()) == 1
+    assert await chase_silence(app, clock()) == 0
     reminder = await camille.user.wait_for_message(lambda m: "⏰" in (m.text or ""))
     assert "48" in (reminder.text or "")
     clock.offset = timedelta(days=7, hours=1)
-    assert await handoffs.run_timers(unit_of_work, clock()) == 1
-    assert await handoffs.run_timers(unit_of_work, clock()) == 0
+    assert await chase_silence(app, clock()) == 1
+    assert await chase_silence(app, clock()) == 0
     await card_of(yanis)
     await young.reads(expect="Du nouveau")
     first, second = await handoffs_in_db(app)
@@ -292,7 +286,7 @@ async def test_silence_reminds_the_coordinators_once_then_reroutes_once(
 
 
 async def test_an_invite_works_once_and_never_after_it_expires(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,  # type: ignore[type-arg]
 ) -> None:
     token = await invite(app, FIRST)
@@ -312,7 +306,7 @@ async def test_an_invite_works_once_and_never_after_it_expires(
 
 
 async def test_queue_lists_waiting_contacts_and_pause_stops_new_ones(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],  # type: ignore[type-arg]
 ) -> None:
@@ -331,7 +325,7 @@ async def test_queue_lists_waiting_contacts_and_pause_stops_new_ones(
 
 
 async def test_erasing_their_data_tells_the_association_and_scrubs_its_card(
-    app: Application,
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],  # type: ignore[type-arg]
 ) -> None:
@@ -383,10 +377,9 @@ async def test_a_webhook_receives_each_signed_handoff_once_even_after_answering_
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         async with running(
-            build_application(settings_for(emulator, sqlite_url), clock=clock)
+            build_bot(settings_for(emulator, sqlite_url), clock=clock)
         ) as application:
-            unit_of_work, _ = parts(application)
-            async with unit_of_work() as uow:
+            async with parts(application)() as uow:
                 record = await uow.catalog.by_slug(FIRST)
                 assert record is not None
                 record.entry = {
@@ -401,7 +394,7 @@ async def test_a_webhook_receives_each_signed_handoff_once_even_after_answering_
             await complete_sign_up(person)
             await asyncio.sleep(0.5)  # the first attempt got a 500
             clock.offset = timedelta(seconds=5)  # past the back-off
-            application.bot_data["dispatcher"].wake()
+            application.relay.wake()
             await asyncio.wait_for(receiver.arrived.wait(), timeout=10)
             await asyncio.sleep(0.5)
         assert len(receiver.received) == 1
@@ -415,7 +408,7 @@ async def test_a_webhook_receives_each_signed_handoff_once_even_after_answering_
 
 
 async def test_a_card_refused_with_500_then_429_reaches_the_coordinator_exactly_once(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
     clock: Clock,
@@ -426,7 +419,7 @@ async def test_a_card_refused_with_500_then_429_reaches_the_coordinator_exactly_
     await complete_sign_up(person)
     await emulator.wait_for_call("sendMessage", chat_id=camille.user.id)  # the 500
     clock.offset = timedelta(seconds=10)  # past the back-off
-    app.bot_data["dispatcher"].wake()
+    app.relay.wake()
     await card_of(camille)
     await asyncio.sleep(1.5)
     cards = [m for m in camille.user.messages if "Nouveau contact" in (m.text or "")]
@@ -437,11 +430,12 @@ async def test_a_card_refused_with_500_then_429_reaches_the_coordinator_exactly_
 
 
 async def test_stats_show_where_people_stop_and_how_fast_associations_take_contacts(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> None:
-    from bot.stats import report
+    from bot.cli import format_report
+    from conversations.services.stats import report
 
     camille = await join(app, emulator, 900001, "Camille", FIRST)
     young = await complete_sign_up(person)
@@ -452,8 +446,7 @@ async def test_stats_show_where_people_stop_and_how_fast_associations_take_conta
     await quitter.starts()
     await quitter.taps("Je cherche un·e mentor·e", expect="1/")
     await quitter.says("Noé", expect="2/")
-    unit_of_work, _ = parts(app)
-    text = await report(unit_of_work)
+    text = format_report(await report(parts(app)))
     assert "started: 2  completed: 1" in text
     first_name_line = next(line for line in text.splitlines() if "first_name" in line)
     assert " 2 " in first_name_line  # both answered the first question
@@ -465,7 +458,7 @@ async def test_stats_show_where_people_stop_and_how_fast_associations_take_conta
 
 
 async def test_a_coordinator_who_leaves_gives_back_what_they_took(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> None:
@@ -480,13 +473,12 @@ async def test_a_coordinator_who_leaves_gives_back_what_they_took(
     assert any("Je m'en occupe" in label for label in reopened.button_texts)
     [handoff] = await handoffs_in_db(app)
     assert (handoff.status, handoff.taken_by) == ("delivered", None)
-    unit_of_work, _ = parts(app)
-    async with unit_of_work() as uow:
+    async with parts(app)() as uow:
         assert await uow.coordinators.of_person(900001, active_only=False) == []
 
 
 async def test_cancelling_a_decline_brings_the_cards_buttons_back_and_changes_nothing(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> None:
@@ -508,19 +500,19 @@ async def test_cancelling_a_decline_brings_the_cards_buttons_back_and_changes_no
 
 
 async def test_a_coordinator_silent_for_a_month_keeps_the_role(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> None:
     await join(app, emulator, 900001, "Camille", FIRST)
-    await app.bot_data["retention"].purge(datetime.now(UTC) + timedelta(days=31))
-    unit_of_work, _ = parts(app)
-    async with unit_of_work() as uow:
+    later = datetime.now(UTC) + timedelta(days=31)
+    await privacy.purge(app.services.unit_of_work, later, app.services.policy)
+    async with parts(app)() as uow:
         assert len(await uow.coordinators.of_person(900001)) == 1
 
 
 async def test_after_a_release_the_next_taker_gets_working_buttons_and_the_person_is_told(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
 ) -> None:
@@ -538,7 +530,7 @@ async def test_after_a_release_the_next_taker_gets_working_buttons_and_the_perso
 
 
 async def test_a_released_contact_is_not_rerouted_at_once_for_its_age(
-    app: Application,  # type: ignore[type-arg]
+    app: TelegramBot,
     emulator: BotApiEmulator,
     person: Callable[..., Chat],
     clock: Clock,
@@ -550,14 +542,10 @@ async def test_a_released_contact_is_not_rerouted_at_once_for_its_age(
     press(camille.user, card.message_id, "Je m'en occupe")
     await young.reads(expect="Bonne nouvelle")
     clock.offset = timedelta(days=10)  # Camille leaves ten days later
-    unit_of_work, handoffs = parts(app)
-    async with unit_of_work() as uow:
-        record = await uow.catalog.by_slug(FIRST)
-        assert record is not None
-        coordinator = await uow.coordinators.find(record.id, 900001)
-        assert coordinator is not None
-        assert await handoffs.leave(uow, coordinator, clock()) == 1
+    async with parts(app)() as uow:
+        released = await coordinators.remove(uow, FIRST, 900001, clock(), app.services.policy)
+        assert released == 1
         await uow.commit()
-    assert await handoffs.run_timers(unit_of_work, clock()) == 0
+    assert await chase_silence(app, clock()) == 0
     [handoff] = await handoffs_in_db(app)
     assert handoff.status == "delivered"

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from telegram.ext import Application
 
-from bot.app import build_application
+from bot.app import TelegramBot, build_bot
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import SAMPLE_CATALOG
+from conversations.services.waiting_list import retry_waiting
 from tests.e2e.conftest import Chat, running, settings_for
 from tests.e2e.test_questionnaire import stored_profiles
 
@@ -61,18 +61,18 @@ async def sign_up_where_nothing_fits(chat: Chat) -> None:
 
 
 @pytest.fixture
-async def bot_with_admin(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def bot_with_admin(emulator: BotApiEmulator, sqlite_url: str) -> AsyncIterator[TelegramBot]:
     settings = settings_for(emulator, sqlite_url).model_copy(
         update={"admin_telegram_ids": (ADMIN,)}
     )
-    async with running(build_application(settings)) as application:
-        yield application
+    async with running(build_bot(settings)) as running_bot:
+        yield running_bot
 
 
 async def test_a_young_person_reads_the_chosen_association_and_why(
-    bot_with_admin: Application,
+    bot_with_admin: TelegramBot,
     person: Callable[..., Chat],
-    sqlite_url: str,  # type: ignore[type-arg]
+    sqlite_url: str,
 ) -> None:
     chat = person(3101, "Inès")
     await answer_mentee(chat, "8", "75011", "École primaire", "Soutien scolaire")
@@ -91,7 +91,7 @@ async def test_a_young_person_reads_the_chosen_association_and_why(
 
 
 async def test_no_association_fits_the_person_is_told_and_admins_alerted_once(
-    bot_with_admin: Application,
+    bot_with_admin: TelegramBot,
     person: Callable[..., Chat],
     emulator: BotApiEmulator,
     sqlite_url: str,
@@ -145,17 +145,17 @@ def test_catalog_import_and_list_from_the_command_line(tmp_path: Path) -> None:
 
 
 async def test_a_waiting_profile_goes_to_an_association_once_one_can_take_it(
-    bot_with_admin: Application,  # type: ignore[type-arg]
+    bot_with_admin: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,
 ) -> None:
     chat = person(3103, "Inès")
     await sign_up_where_nothing_fits(chat)
     await chat.taps("C'est bon", expect="liste d'attente")
-    unit_of_work = bot_with_admin.bot_data["unit_of_work"]
-    handoffs = bot_with_admin.bot_data["handoffs"]
+    unit_of_work = bot_with_admin.services.unit_of_work
+    policy = bot_with_admin.services.policy
     now = datetime.now(UTC)
-    assert await handoffs.retry_waiting(unit_of_work, now) == 0  # nothing has changed yet
+    assert await retry_waiting(unit_of_work, now, policy) == 0  # nothing has changed yet
     async with unit_of_work() as uow:
         # NQT (national, in person) starts taking young employees too.
         record = await uow.catalog.by_slug("nqt")
@@ -165,9 +165,9 @@ async def test_a_waiting_profile_goes_to_an_association_once_one_can_take_it(
             "mentee_situations": [*record.entry["mentee_situations"], "employed"],
         }
         await uow.commit()
-    assert await handoffs.retry_waiting(unit_of_work, now) == 1
+    assert await retry_waiting(unit_of_work, now, policy) == 1
     found = await chat.reads(expect="Bonne nouvelle")
     assert "NQT" in (found.text or "")
     [profile] = await stored_profiles(sqlite_url)
     assert (profile.status, profile.association_slug) == ("matched", "nqt")
-    assert await handoffs.retry_waiting(unit_of_work, now) == 0
+    assert await retry_waiting(unit_of_work, now, policy) == 0

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import select
-from telegram.ext import Application
 
+from bot.app import TelegramBot
 from bot.sandbox.emulator import BotApiEmulator
+from conversations.entities import Consent, Conversation, Profile
 from storage.db import create_engine, session_factory
-from storage.models import Consent, Conversation, Profile
+from storage.uow import map_entities
 from tests.e2e.conftest import Chat
+
+map_entities()
 
 
 async def stored_profiles(database_url: str) -> list[Profile]:
@@ -67,7 +70,7 @@ async def sign_up_as_17_year_old_in_saint_denis(chat: Chat) -> None:
 
 
 async def test_a_17_year_old_in_saint_denis_signs_up_in_french(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -112,7 +115,7 @@ async def sign_up_as_45_year_old_mentor_in_lyon(chat: Chat, english: bool = Fals
 
 
 async def test_a_45_year_old_employee_in_lyon_signs_up_as_a_mentor(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -130,7 +133,7 @@ async def test_a_45_year_old_employee_in_lyon_signs_up_as_a_mentor(
 
 
 async def test_a_mentor_signs_up_in_english(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -146,7 +149,7 @@ async def test_a_mentor_signs_up_in_english(
 
 
 async def test_garbage_at_every_question_is_asked_again_until_the_answer_is_valid(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -194,7 +197,7 @@ async def test_garbage_at_every_question_is_asked_again_until_the_answer_is_vali
 
 
 async def test_two_answers_edited_from_the_summary_are_the_ones_stored(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -215,7 +218,7 @@ async def test_two_answers_edited_from_the_summary_are_the_ones_stored(
 
 
 async def test_back_returns_to_the_previous_question(
-    bot: Application, person: Callable[..., Chat]
+    bot: TelegramBot, person: Callable[..., Chat]
 ) -> None:
     chat = person(5005, "Noé")
     await chat.starts()
@@ -227,7 +230,7 @@ async def test_back_returns_to_the_previous_question(
 
 
 async def test_a_31_year_old_is_told_kindly_and_offered_the_mentor_flow(
-    bot: Application, person: Callable[..., Chat]
+    bot: TelegramBot, person: Callable[..., Chat]
 ) -> None:
     chat = person(6006, "Sam")
     await chat.starts()
@@ -239,7 +242,7 @@ async def test_a_31_year_old_is_told_kindly_and_offered_the_mentor_flow(
 
 
 async def test_a_sticker_at_a_text_question_is_asked_again_kindly(
-    bot: Application, person: Callable[..., Chat]
+    bot: TelegramBot, person: Callable[..., Chat]
 ) -> None:
     chat = person(7007, "Nina")
     await chat.starts()
@@ -253,7 +256,7 @@ async def test_a_sticker_at_a_text_question_is_asked_again_kindly(
 
 
 async def test_a_message_in_a_group_gets_a_one_line_invitation_to_write_in_private(
-    bot: Application, emulator: BotApiEmulator
+    bot: TelegramBot, emulator: BotApiEmulator
 ) -> None:
     user = emulator.user(8008, "Alex")
     user.send_text_in_group(-100123, "/start")
@@ -263,7 +266,7 @@ async def test_a_message_in_a_group_gets_a_one_line_invitation_to_write_in_priva
 
 
 async def test_multi_choice_toggles_edit_the_keyboard_instead_of_sending_messages(
-    bot: Application, person: Callable[..., Chat], emulator: BotApiEmulator
+    bot: TelegramBot, person: Callable[..., Chat], emulator: BotApiEmulator
 ) -> None:
     chat = person(9009, "Yanis")
     await chat.starts()
@@ -281,7 +284,7 @@ async def test_multi_choice_toggles_edit_the_keyboard_instead_of_sending_message
 
 
 async def test_the_same_update_delivered_twice_advances_the_conversation_once(
-    bot: Application, person: Callable[..., Chat], emulator: BotApiEmulator
+    bot: TelegramBot, person: Callable[..., Chat], emulator: BotApiEmulator
 ) -> None:
     chat = person(1111, "Inès")
     await chat.starts()
@@ -296,7 +299,7 @@ async def test_the_same_update_delivered_twice_advances_the_conversation_once(
 
 
 async def test_a_double_tap_on_one_button_answers_once(
-    bot: Application, person: Callable[..., Chat], emulator: BotApiEmulator
+    bot: TelegramBot, person: Callable[..., Chat], emulator: BotApiEmulator
 ) -> None:
     chat = person(1212, "Inès")
     await chat.starts()
@@ -322,7 +325,7 @@ async def test_a_double_tap_on_one_button_answers_once(
 
 
 async def test_a_start_payload_is_kept_only_when_telegram_would_allow_it(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -335,7 +338,7 @@ async def test_a_start_payload_is_kept_only_when_telegram_would_allow_it(
 
 
 async def test_cancel_stops_and_start_offers_a_new_questionnaire(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -351,7 +354,7 @@ async def test_cancel_stops_and_start_offers_a_new_questionnaire(
 
 
 async def test_restart_begins_the_same_questionnaire_again(
-    bot: Application, person: Callable[..., Chat]
+    bot: TelegramBot, person: Callable[..., Chat]
 ) -> None:
     chat = person(1515, "Inès")
     await chat.starts()
@@ -363,7 +366,7 @@ async def test_restart_begins_the_same_questionnaire_again(
 
 
 async def test_a_person_sees_their_data_then_erases_it(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,  # type: ignore[type-arg]
 ) -> None:
@@ -384,7 +387,7 @@ async def test_a_person_sees_their_data_then_erases_it(
 
 
 async def test_english_follows_telegram_language_then_the_language_command(
-    bot: Application, person: Callable[..., Chat]
+    bot: TelegramBot, person: Callable[..., Chat]
 ) -> None:
     chat = person(1717, "Emma", language_code="en")
     welcome = await chat.starts()
@@ -398,7 +401,7 @@ async def test_english_follows_telegram_language_then_the_language_command(
 
 
 async def test_chatter_in_a_group_that_is_not_addressed_to_the_bot_gets_no_answer(
-    bot: Application,  # type: ignore[type-arg]
+    bot: TelegramBot,
     emulator: BotApiEmulator,
 ) -> None:
     user = emulator.user(8009, "Alex")
@@ -410,7 +413,7 @@ async def test_chatter_in_a_group_that_is_not_addressed_to_the_bot_gets_no_answe
 
 
 async def test_what_a_person_types_is_shown_back_escaped_never_as_markup(
-    bot: Application,  # type: ignore[type-arg]
+    bot: TelegramBot,
     person: Callable[..., Chat],
     sqlite_url: str,
 ) -> None:

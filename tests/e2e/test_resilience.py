@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-from telegram.ext import Application
 
+from bot.app import TelegramBot
 from bot.sandbox.emulator import BotApiEmulator
 from tests.e2e.conftest import TOKEN, Chat
 from tests.e2e.test_questionnaire import active_conversation
@@ -73,7 +73,7 @@ async def test_a_hard_kill_mid_questionnaire_resumes_at_the_same_question(
 
 
 async def test_telegram_500_then_429_on_a_reply_still_delivers_it_exactly_once(
-    bot: Application,
+    bot: TelegramBot,
     person: Callable[..., Chat],
     emulator: BotApiEmulator,  # type: ignore[type-arg]
 ) -> None:

@@ -31,13 +31,13 @@ def applications(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     import bot.web
 
     built: list[Any] = []
-    original = bot.web.build_application
+    original = bot.web.build_bot
 
     def keep(settings: Any) -> Any:
         built.append(original(settings))
         return built[-1]
 
-    monkeypatch.setattr(bot.web, "build_application", keep)
+    monkeypatch.setattr(bot.web, "build_bot", keep)
     return built
 
 
@@ -146,10 +146,11 @@ async def test_odd_requests_get_a_client_error_never_a_crash(
 
 
 async def test_an_update_that_failed_gets_a_500_so_telegram_sends_it_again(
-    webhook: str, emulator: BotApiEmulator, applications: list[Any]
+    webhook: str, emulator: BotApiEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = applications[0].bot_data["services"]
-    original = services.handle
+    from conversations.services import updates
+
+    original = updates.handle
     calls = []
 
     async def fails_once(*args: Any) -> Any:
@@ -158,7 +159,7 @@ async def test_an_update_that_failed_gets_a_500_so_telegram_sends_it_again(
             raise RuntimeError("the database went away")
         return await original(*args)
 
-    services.handle = fails_once
+    monkeypatch.setattr(updates, "handle", fails_once)
     user = emulator.user(6004, "Inès")
     user.send_command("start")
     update = take_update(emulator)

@@ -1,18 +1,23 @@
-"""The outbox on SQLite and PostgreSQL: delivered once through faults, dead-lettered when hopeless."""
+"""The outbox relay on SQLite and PostgreSQL: delivered once through faults, dead-lettered when
+hopeless."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from telegram import Bot
 
-from bot.dispatcher import Dispatcher
 from bot.i18n import Translator
+from bot.relay import Relay
+from bot.render import Renderer
 from bot.sandbox.emulator import BotApiEmulator
+from conversations.ports import CoordinatorNotice, UnitOfWorkFactory
+from conversations.services.policy import Policy
+from conversations.text import Text
 from storage.db import create_engine, session_factory
-from storage.uow import UnitOfWork
+from storage.uow import unit_of_work_factory
 
 TOKEN = "123456:OUTBOX-test"
 ADMIN = 555
@@ -32,10 +37,9 @@ class Clock:
 
 
 @pytest.fixture
-async def uow_factory(database_url: str) -> AsyncIterator[Callable[[], UnitOfWork]]:
+async def uow_factory(database_url: str) -> AsyncIterator[UnitOfWorkFactory]:
     engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    yield lambda: UnitOfWork(sessions)
+    yield unit_of_work_factory(session_factory(engine))
     await engine.dispose()
 
 
@@ -51,24 +55,23 @@ async def bot(emulator: BotApiEmulator) -> AsyncIterator[Bot]:
         yield telegram_bot
 
 
-async def enqueue(
-    uow_factory: Callable[[], UnitOfWork], key: str, chat_id: int, clock: Clock
-) -> None:
+async def enqueue(uow_factory: UnitOfWorkFactory, key: str, chat_id: int, clock: Clock) -> None:
     async with uow_factory() as uow:
-        await uow.outbox.enqueue(
-            key, clock(), chat_id=chat_id, payload={"kind": "test", "text": f"<b>{key}</b>"}
-        )
+        # A text no catalogue translates is shown as it is: its key, in bold.
+        notice = CoordinatorNotice(chat_id, "fr", Text("<b>%(key)s</b>").fmt(key=key))
+        await uow.outbox.enqueue(key, notice, clock())
         await uow.commit()
 
 
 def dispatcher_for(
-    uow_factory: Callable[[], UnitOfWork], bot: Bot, clock: Clock, **options: object
-) -> Dispatcher:
-    return Dispatcher(uow_factory, bot, clock, Translator(), admins=(ADMIN,), **options)  # type: ignore[arg-type]
+    uow_factory: UnitOfWorkFactory, bot: Bot, clock: Clock, **options: object
+) -> Relay:
+    policy = Policy(admins=(ADMIN,))
+    return Relay(uow_factory, bot, Renderer(Translator()), clock, policy, **options)  # type: ignore[arg-type]
 
 
 async def test_a_message_enqueued_twice_with_one_key_is_delivered_once(
-    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+    uow_factory: UnitOfWorkFactory, bot: Bot, emulator: BotApiEmulator
 ) -> None:
     clock = Clock()
     user = emulator.user(1, "Camille")
@@ -80,14 +83,14 @@ async def test_a_message_enqueued_twice_with_one_key_is_delivered_once(
     assert await dispatcher.deliver_due() == 0
     assert [m.text for m in user.messages] == ["handoff:1:1"]
     async with uow_factory() as uow:
-        row = await uow.outbox.by_key("handoff:1:1")
+        row = await uow.outbox.by_key("handoff:1:1")  # type: ignore[attr-defined]
         assert row is not None
         assert row.status == "sent"
         assert row.sent_message_id == user.messages[0].message_id
 
 
 async def test_500_then_429_then_success_delivers_exactly_once_honouring_retry_after(
-    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+    uow_factory: UnitOfWorkFactory, bot: Bot, emulator: BotApiEmulator
 ) -> None:
     clock = Clock()
     user = emulator.user(2, "Camille")
@@ -108,13 +111,13 @@ async def test_500_then_429_then_success_delivers_exactly_once_honouring_retry_a
     await dispatcher.deliver_due()
     assert [m.text for m in user.messages] == ["k"]
     async with uow_factory() as uow:
-        row = await uow.outbox.by_key("k")
+        row = await uow.outbox.by_key("k")  # type: ignore[attr-defined]
         assert row is not None
         assert (row.status, row.attempts) == ("sent", 3)
 
 
 async def test_a_recipient_who_blocked_the_bot_is_not_retried_and_admins_are_told(
-    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+    uow_factory: UnitOfWorkFactory, bot: Bot, emulator: BotApiEmulator
 ) -> None:
     clock = Clock()
     admin = emulator.user(ADMIN, "Admin")
@@ -126,7 +129,7 @@ async def test_a_recipient_who_blocked_the_bot_is_not_retried_and_admins_are_tol
     dispatcher = dispatcher_for(uow_factory, bot, clock)
     await dispatcher.deliver_due()
     async with uow_factory() as uow:
-        row = await uow.outbox.by_key("blocked")
+        row = await uow.outbox.by_key("blocked")  # type: ignore[attr-defined]
         assert row is not None
         assert row.status == "dead"
         assert "Forbidden" in (row.last_error or "")
@@ -137,7 +140,7 @@ async def test_a_recipient_who_blocked_the_bot_is_not_retried_and_admins_are_tol
 
 
 async def test_after_the_last_attempt_a_message_is_dead_lettered(
-    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
+    uow_factory: UnitOfWorkFactory, bot: Bot, emulator: BotApiEmulator
 ) -> None:
     clock = Clock()
     user = emulator.user(4, "Camille")
@@ -149,36 +152,18 @@ async def test_after_the_last_attempt_a_message_is_dead_lettered(
         await dispatcher.deliver_due()
         clock.advance(minutes=15)
     async with uow_factory() as uow:
-        row = await uow.outbox.by_key("hopeless")
+        row = await uow.outbox.by_key("hopeless")  # type: ignore[attr-defined]
         assert row is not None
         assert (row.status, row.attempts) == ("dead", 3)
     assert len(emulator.calls("sendMessage", chat_id=user.id)) == 3
 
 
-async def test_a_claimed_message_is_left_alone_until_its_lease_expires(
-    uow_factory: Callable[[], UnitOfWork], bot: Bot, emulator: BotApiEmulator
-) -> None:
-    clock = Clock()
-    await enqueue(uow_factory, "leased", 5, clock)
-    async with uow_factory() as uow:
-        [claimed] = await uow.outbox.claim_due(clock(), timedelta(seconds=60), 10)
-        assert claimed.dedup_key == "leased"
-        await uow.commit()
-    async with uow_factory() as uow:
-        assert await uow.outbox.claim_due(clock(), timedelta(seconds=60), 10) == []
-    clock.advance(seconds=61)
-    async with uow_factory() as uow:
-        assert [
-            r.dedup_key for r in await uow.outbox.claim_due(clock(), timedelta(seconds=60), 10)
-        ] == ["leased"]
-
-
 async def test_importing_the_same_catalogue_twice_changes_nothing(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: UnitOfWorkFactory,
 ) -> None:
-    from bot.catalog import associations_of, import_catalog
     from bot.settings import SAMPLE_CATALOG
     from conversations.catalog import load_catalog
+    from conversations.services.catalogue import associations_of, import_catalog
 
     catalog = load_catalog(SAMPLE_CATALOG)
     now = datetime(2026, 11, 26, tzinfo=UTC)

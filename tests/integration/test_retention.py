@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
-from bot.handoffs import HandoffService
-from bot.i18n import Translator
-from bot.retention import Retention
-from conversations.handoff import SilenceRules
+from conversations.entities import Person, Profile
 from conversations.model import ConversationState, Status
+from conversations.ports import UnitOfWorkFactory
+from conversations.services import privacy
+from conversations.services.policy import Policy
 from storage.db import create_engine, session_factory
-from storage.models import Conversation, FunnelEvent, Person, Profile
-from storage.uow import UnitOfWork
+from storage.tables import conversations, funnel_events, profiles
+from storage.uow import UnitOfWork, unit_of_work_factory
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def uow_factory(database_url: str) -> AsyncIterator[Callable[[], UnitOfWork]]:
+async def uow_factory(database_url: str) -> AsyncIterator[UnitOfWorkFactory]:
     engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    yield lambda: UnitOfWork(sessions)
+    yield unit_of_work_factory(session_factory(engine))
     await engine.dispose()
 
 
 async def a_person(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: UnitOfWorkFactory,
     telegram_id: int,
     last_seen: datetime,
     status: Status | None = None,
@@ -58,33 +57,30 @@ async def a_person(
         await uow.commit()
 
 
-async def count(uow_factory: Callable[[], UnitOfWork], table: type) -> int:
+async def count(uow_factory: UnitOfWorkFactory, table: Table) -> int:
     async with uow_factory() as uow:
+        assert isinstance(uow, UnitOfWork)
         return int(await uow.session.scalar(select(func.count()).select_from(table)) or 0)
 
 
 async def test_old_unfinished_data_and_people_gone_for_years_are_erased_the_rest_is_kept(
-    uow_factory: Callable[[], UnitOfWork],
+    uow_factory: UnitOfWorkFactory,
 ) -> None:
     await a_person(uow_factory, 1, NOW - timedelta(days=40), Status.CANCELLED)  # abandoned
     await a_person(uow_factory, 2, NOW - timedelta(days=5), Status.ACTIVE)  # still answering
     await a_person(uow_factory, 3, NOW - timedelta(days=4 * 365), Status.COMPLETED, True)  # too old
     await a_person(uow_factory, 4, NOW - timedelta(days=365), Status.COMPLETED, True)  # kept
     await a_person(uow_factory, 5, NOW - timedelta(days=60))  # said /start, nothing else
-    retention = Retention(
-        uow_factory,
-        HandoffService(Translator(), (), SilenceRules()),
-        abandoned_after=timedelta(days=30),
-        retention=timedelta(days=3 * 365),
-    )
-    purged = await retention.purge(NOW)
+    policy = Policy(abandoned_after=timedelta(days=30), retention=timedelta(days=3 * 365))
+    purged = await privacy.purge(uow_factory, NOW, policy)
     assert purged.conversations == 1
     assert purged.people == 3
     async with uow_factory() as uow:
+        assert isinstance(uow, UnitOfWork)
         left = sorted(p.telegram_id for p in await uow.session.scalars(select(Person)))
     assert left == [2, 4]
-    assert await count(uow_factory, Profile) == 1
-    assert await count(uow_factory, Conversation) == 2
-    assert await count(uow_factory, FunnelEvent) == 5  # anonymous counts outlive the people
-    again = await retention.purge(NOW)
+    assert await count(uow_factory, profiles) == 1
+    assert await count(uow_factory, conversations) == 2
+    assert await count(uow_factory, funnel_events) == 5  # anonymous counts outlive the people
+    again = await privacy.purge(uow_factory, NOW, policy)
     assert (again.conversations, again.people) == (0, 0)

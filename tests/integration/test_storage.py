@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from conversations.model import ConversationState
+from conversations.entities import Consent, Handoff, Person, Profile
+from conversations.model import ConversationState, Status
+from conversations.ports import Conflict
 from storage.db import create_engine, session_factory
-from storage.models import Consent, Conversation, FunnelEvent, Person, Profile
+from storage.tables import consents, conversations, funnel_events, people, profiles
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
@@ -44,13 +46,13 @@ async def test_a_conversation_reads_back_as_it_was_saved(uow_factory) -> None:  
         person = await uow.people.seen(1001, "fr", NOW)
         row = await uow.conversations.active_for(person)
         assert row is not None
-        uow.conversations.save(row, a_state("needs", age=17, needs=("orientation", "job")), NOW)
+        row.save(a_state("needs", age=17, needs=("orientation", "job")), NOW)
         await uow.commit()
     async with uow_factory() as uow:
         person = await uow.people.seen(1001, "fr", NOW)
         row = await uow.conversations.active_for(person)
         assert row is not None
-        state = uow.conversations.state_of(row)
+        state = row.state()
         assert row.source == "ecole_93"
         assert row.updated_at == NOW
     assert state.step == "needs"
@@ -82,15 +84,16 @@ async def test_two_instances_saving_one_conversation_cannot_both_win(
             person = await uow.people.by_telegram_id(1001)
             row = await uow.conversations.active_for(person)
             rows.append(row)
-        first.conversations.save(rows[0], a_state("postal_code", age=17), NOW)
+        rows[0].save(a_state("postal_code", age=17), NOW)
         await first.commit()
-        second.conversations.save(rows[1], a_state("postal_code", age=18), NOW)
-        with pytest.raises(StaleDataError):
+        rows[1].save(a_state("postal_code", age=18), NOW)
+        with pytest.raises(Conflict) as raised:
             await second.commit()
+        assert isinstance(raised.value.__cause__, StaleDataError)
     async with uow_factory() as uow:
         person = await uow.people.by_telegram_id(1001)
         row = await uow.conversations.active_for(person)
-        assert uow.conversations.state_of(row).answers["age"] == 17
+        assert row.state().answers["age"] == 17
 
 
 async def test_an_update_id_is_recorded_once(uow_factory) -> None:  # type: ignore[no-untyped-def]
@@ -101,8 +104,9 @@ async def test_an_update_id_is_recorded_once(uow_factory) -> None:  # type: igno
     async with uow_factory() as uow:
         assert await uow.updates.seen(42)
         uow.updates.record(42, NOW)
-        with pytest.raises(IntegrityError):
+        with pytest.raises(Conflict) as raised:
             await uow.commit()
+        assert isinstance(raised.value.__cause__, IntegrityError)
 
 
 async def test_erasing_a_person_removes_their_data_but_keeps_anonymous_counts(uow_factory) -> None:  # type: ignore[no-untyped-def]
@@ -138,9 +142,9 @@ async def test_erasing_a_person_removes_their_data_but_keeps_anonymous_counts(uo
         await uow.people.erase(person)
         await uow.commit()
     async with uow_factory() as uow:
-        for table in (Person, Conversation, Profile, Consent):
+        for table in (people, conversations, profiles, consents):
             assert await uow.session.scalar(select(func.count()).select_from(table)) == 0
-        assert await uow.session.scalar(select(func.count()).select_from(FunnelEvent)) == 1
+        assert await uow.session.scalar(select(func.count()).select_from(funnel_events)) == 1
         assert await uow.funnel.counts() == {("mentee", "completed"): 1}
 
 
@@ -208,7 +212,165 @@ async def test_a_database_error_does_not_quote_the_answers_it_was_given(database
         uow.session.add(
             Person(telegram_id=31337, source="+33612345678", created_at=NOW, last_seen_at=NOW)
         )
-        with pytest.raises(IntegrityError) as raised:
+        with pytest.raises(Conflict) as raised:
             await uow.commit()
     assert "+33612345678" not in str(raised.value)
+    assert "+33612345678" not in str(raised.value.__cause__)
     await engine.dispose()
+
+
+async def a_handoff(uow_factory, telegram_id: int = 1001) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+    """A person's profile proposed to an association: (person, profile, association, handoff) ids."""
+    conversation_id = await a_person_with_conversation(uow_factory, telegram_id)
+    async with uow_factory() as uow:
+        person = await uow.people.by_telegram_id(telegram_id)
+        profile = uow.profiles.add(
+            Profile(
+                person_id=person.id,
+                conversation_id=conversation_id,
+                role="mentee",
+                answers={"first_name": "Inès"},
+                language="fr",
+                submitted_at=NOW,
+            )
+        )
+        await uow.catalog.upsert({"afev": ("Afev", {"slug": "afev"})}, NOW)
+        await uow.flush()
+        association = await uow.catalog.by_slug("afev")
+        handoff = uow.handoffs.add(
+            Handoff(
+                profile_id=profile.id,
+                association_id=association.id,
+                status="proposed",
+                created_at=NOW,
+            )
+        )
+        await uow.commit()
+        return person.id, profile.id, association.id, handoff.id
+
+
+async def test_two_units_of_work_changing_one_handoff_the_second_commit_is_a_conflict(
+    uow_factory,
+) -> None:  # type: ignore[no-untyped-def]
+    *_, handoff_id = await a_handoff(uow_factory)
+    async with uow_factory() as first:
+        mine = await first.handoffs.get(handoff_id)
+        assert mine.version == 1
+        # Ends the read (SQLite holds its write lock from BEGIN on); `mine` stays as it was read.
+        await first.commit()
+        async with uow_factory() as second:
+            theirs = await second.handoffs.get(handoff_id)
+            theirs.status, theirs.taken_at = "taken", NOW
+            await second.commit()
+        mine.status, mine.decline_reason = "declined", "full"
+        with pytest.raises(Conflict) as raised:
+            await first.commit()
+        assert isinstance(raised.value.__cause__, StaleDataError)
+    async with uow_factory() as uow:
+        handoff = await uow.handoffs.get(handoff_id)
+        assert (handoff.status, handoff.decline_reason, handoff.version) == ("taken", None, 2)
+
+
+async def test_two_coordinators_taking_one_handoff_at_once_one_of_them_wins(
+    uow_factory, database_url
+) -> None:  # type: ignore[no-untyped-def]
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite takes the write lock at BEGIN: the second writer waits for the first")
+    *_, handoff_id = await a_handoff(uow_factory)
+    first, second = uow_factory(), uow_factory()
+    async with first, second:
+        mine, theirs = [await uow.handoffs.get(handoff_id) for uow in (first, second)]
+        mine.status = theirs.status = "taken"
+        await first.commit()
+        with pytest.raises(Conflict):
+            await second.commit()
+
+
+async def test_a_conflict_found_by_an_autoflush_leaves_the_block_as_a_conflict(
+    uow_factory,
+) -> None:  # type: ignore[no-untyped-def]
+    async with uow_factory() as uow:
+        uow.updates.record(42, NOW)
+        await uow.commit()
+
+    async def record_then_query() -> None:
+        async with uow_factory() as uow:
+            uow.updates.record(42, NOW)
+            await uow.people.by_telegram_id(1)  # the query flushes first
+
+    with pytest.raises(Conflict) as raised:
+        await record_then_query()
+    assert isinstance(raised.value.__cause__, IntegrityError)
+    async with uow_factory() as uow:
+        uow.updates.record(42, NOW)
+        with pytest.raises(Conflict):
+            await uow.flush()
+
+    # Other errors leave the block as they are.
+    async def fail() -> None:
+        async with uow_factory():
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        await fail()
+
+
+async def test_new_rows_get_ids_and_a_first_version(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    person_id, profile_id, association_id, handoff_id = await a_handoff(uow_factory)
+    async with uow_factory() as uow:
+        person = await uow.people.get(person_id)
+        profile = await uow.profiles.get(profile_id)
+        association = await uow.catalog.get(association_id)
+        handoff = await uow.handoffs.get(handoff_id)
+        conversation = await uow.conversations.active_for(person)
+        assert (person.telegram_id, profile.person_id, association.slug) == (
+            1001,
+            person_id,
+            "afev",
+        )
+        assert (profile.status, profile.match, association.paused) == ("matched", None, False)
+        assert (handoff.version, conversation.version) == (1, 1)
+        handoff.status = "delivered"
+        await uow.commit()
+        assert handoff.version == 2
+        assert await uow.people.get(999) is None
+        assert await uow.profiles.get(999) is None
+        assert await uow.catalog.get(999) is None
+    async with uow_factory() as uow:
+        # No match yet is SQL NULL, not the JSON value null.
+        nulls = await uow.session.scalar(
+            select(func.count()).select_from(profiles).where(profiles.c.match.is_(None))
+        )
+        assert nulls == 1
+
+
+async def test_handoff_counts_by_status(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    *_, first = await a_handoff(uow_factory, 1001)
+    await a_handoff(uow_factory, 1002)
+    async with uow_factory() as uow:
+        assert await uow.handoffs.counts_by_status() == {"proposed": 2}
+        (await uow.handoffs.get(first)).status = "taken"
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.handoffs.counts_by_status() == {"proposed": 1, "taken": 1}
+
+
+async def test_unfinished_conversations_are_purged_and_counted(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    await a_person_with_conversation(uow_factory, 1001)
+    await a_person_with_conversation(uow_factory, 1002)
+    async with uow_factory() as uow:
+        person = await uow.people.by_telegram_id(1002)
+        row = await uow.conversations.active_for(person)
+        row.save(ConversationState("mentee", None, {}, Status.COMPLETED), NOW)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.conversations.purge_unfinished_before(NOW) == 0
+        assert await uow.conversations.purge_unfinished_before(NOW + timedelta(seconds=1)) == 1
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.session.scalar(select(func.count()).select_from(conversations)) == 1
+
+
+async def test_a_unit_of_work_pings_its_database(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    async with uow_factory() as uow:
+        await uow.ping()

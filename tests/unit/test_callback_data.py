@@ -6,20 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.actions import (
-    ActOnHandoff,
-    Answer,
-    ChooseFlow,
-    ChooseLanguage,
-    ConfirmErase,
-    ConfirmJoin,
-    DeclineJoin,
-    KeepData,
-    decode,
-    encode,
-)
-from bot.handoffs import new_invite_token
+from bot.callback_data import decode, encode
 from conversations.flows import FLOWS
+from conversations.handoff import HandoffVerb
 from conversations.model import (
     BackInput,
     ChoiceInput,
@@ -29,6 +18,17 @@ from conversations.model import (
     SkipInput,
     ToggleInput,
 )
+from conversations.services.actions import (
+    ActOnHandoff,
+    Answer,
+    ChooseFlow,
+    ChooseLanguage,
+    ConfirmErase,
+    ConfirmJoin,
+    DeclineJoin,
+    KeepData,
+)
+from conversations.services.coordinators import new_invite_token
 
 
 def every_button_action() -> list[object]:
@@ -45,10 +45,11 @@ def every_button_action() -> list[object]:
                 Answer(EditInput(step.key)),
             ]
     actions.append(ConfirmJoin(new_invite_token()))
-    for action in ("take", "decline", "contacted", "close"):
-        actions.append(ActOnHandoff(2**53, action))
+    for verb in HandoffVerb:
+        actions.append(ActOnHandoff(2**53, verb))
     actions += [
-        ActOnHandoff(2**53, "decline", reason) for reason in ("full", "scope", "unreachable")
+        ActOnHandoff(2**53, HandoffVerb.DECLINE, reason)
+        for reason in ("full", "scope", "unreachable")
     ]
     return actions
 

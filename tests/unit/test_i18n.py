@@ -15,8 +15,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from bot.i18n import LANGUAGES, Translator
-from conversations.text import _
+from bot.i18n import Translator
+from conversations.text import LANGUAGES, _
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "locales"

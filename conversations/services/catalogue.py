@@ -1,4 +1,4 @@
-"""The association catalogue: import a YAML file into the database, read it back for matching.
+"""The association catalogue: import a validated YAML catalogue, read it back for matching.
 
 The sample catalogue of the eight founding associations is imported automatically into an empty
 database, so that a newcomer's first run matches real-looking associations.
@@ -7,21 +7,20 @@ database, so that a newcomer's first run matches real-looking associations.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
 from conversations.catalog import AssociationEntry, Catalog, load_catalog, to_association
+from conversations.entities import AssociationRecord
 from conversations.matching import Association
-from storage.models import AssociationRecord
-from storage.repositories import CatalogChanges
-from storage.uow import UnitOfWork
+from conversations.ports import CatalogChanges, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
 
 async def import_catalog(
-    unit_of_work: Callable[[], UnitOfWork], catalog: Catalog, now: datetime, dry_run: bool = False
+    unit_of_work: UnitOfWorkFactory, catalog: Catalog, now: datetime, dry_run: bool = False
 ) -> CatalogChanges:
     """Upsert every association of the file; with `dry_run`, say what would change and keep nothing."""
     entries = {
@@ -35,7 +34,7 @@ async def import_catalog(
 
 
 async def import_sample_if_empty(
-    unit_of_work: Callable[[], UnitOfWork], now: datetime, path: Path
+    unit_of_work: UnitOfWorkFactory, now: datetime, path: Path
 ) -> bool:
     async with unit_of_work() as uow:
         if not await uow.catalog.is_empty():
@@ -43,6 +42,11 @@ async def import_sample_if_empty(
     changes = await import_catalog(unit_of_work, load_catalog(path), now)
     log.info("empty catalogue: imported %s associations", len(changes.added))
     return True
+
+
+async def listing(unit_of_work: UnitOfWorkFactory) -> list[Association]:
+    async with unit_of_work() as uow:
+        return associations_of(await uow.catalog.records())
 
 
 def associations_of(records: Iterable[AssociationRecord]) -> list[Association]:

@@ -1,139 +1,38 @@
-"""What a person asked for, decoded from an update; and how buttons carry it in callback_data.
+"""How buttons carry an action in Telegram's callback_data, and back.
 
-Telegram caps callback_data at 64 bytes, so each action is a one-letter tag and short fields.
-A button always names the step it answers, so a press on an old message is recognised as stale.
+Telegram caps callback_data at 64 bytes, so each action is a one-letter tag and short fields. A
+button always names the step it answers, so a press on an old message is recognised as stale.
+Decoding is strict: anything we never produced (forged, obsolete) decodes to None.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TypeAlias
-
+from conversations.handoff import DECLINE_REASONS, HandoffVerb
 from conversations.model import (
     BackInput,
     ChoiceInput,
     ConfirmInput,
     DoneInput,
     EditInput,
-    Input,
     SkipInput,
     ToggleInput,
 )
+from conversations.services.actions import (
+    Action,
+    ActOnHandoff,
+    Answer,
+    ChooseFlow,
+    ChooseLanguage,
+    ConfirmErase,
+    ConfirmJoin,
+    DeclineJoin,
+    KeepData,
+)
 
 CALLBACK_DATA_MAX_BYTES = 64
-_HANDOFF_ACTIONS = frozenset({"take", "decline", "contacted", "close", "keep"})
-_DECLINE_REASONS = frozenset({"full", "scope", "unreachable"})
+_VERBS = {verb.value: verb for verb in HandoffVerb}
+_DECLINE_REASONS = frozenset(choice.value for choice in DECLINE_REASONS)
 _SEP = "|"
-
-
-@dataclass(frozen=True)
-class Start:
-    payload: str | None = None
-
-
-@dataclass(frozen=True)
-class ChooseFlow:
-    flow: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    given: Input
-
-
-@dataclass(frozen=True)
-class Restart:
-    pass
-
-
-@dataclass(frozen=True)
-class Cancel:
-    pass
-
-
-@dataclass(frozen=True)
-class Help:
-    pass
-
-
-@dataclass(frozen=True)
-class ShowLanguages:
-    pass
-
-
-@dataclass(frozen=True)
-class ChooseLanguage:
-    language: str
-
-
-@dataclass(frozen=True)
-class ShowMyData:
-    pass
-
-
-@dataclass(frozen=True)
-class AskErase:
-    pass
-
-
-@dataclass(frozen=True)
-class ConfirmErase:
-    pass
-
-
-@dataclass(frozen=True)
-class KeepData:
-    pass
-
-
-@dataclass(frozen=True)
-class ActOnHandoff:
-    """A coordinator's button on a contact card; authorised on the server, never trusted."""
-
-    handoff_id: int
-    action: str  # take, decline, contacted, close
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class ConfirmJoin:
-    token: str
-
-
-@dataclass(frozen=True)
-class DeclineJoin:
-    pass
-
-
-@dataclass(frozen=True)
-class ShowQueue:
-    pass
-
-
-@dataclass(frozen=True)
-class PauseAssociation:
-    paused: bool
-
-
-Action: TypeAlias = (
-    Start
-    | ChooseFlow
-    | Answer
-    | Restart
-    | Cancel
-    | Help
-    | ShowLanguages
-    | ChooseLanguage
-    | ShowMyData
-    | AskErase
-    | ConfirmErase
-    | KeepData
-    | ActOnHandoff
-    | ConfirmJoin
-    | DeclineJoin
-    | ShowQueue
-    | PauseAssociation
-)
 
 
 def encode(action: Action) -> str:
@@ -178,7 +77,7 @@ def _encode(action: Action) -> str:
 
 
 def decode(data: str) -> Action | None:
-    """The action a button press asks for, or None for data we never produced (forged or obsolete)."""
+    """The action a button press asks for, or None for data we never produced."""
     tag, *fields = data.split(_SEP)
     match tag, fields:
         case "f", [flow]:
@@ -189,12 +88,12 @@ def decode(data: str) -> Action | None:
             return ConfirmErase()
         case "k", []:
             return KeepData()
-        case "h", [verb, handoff_id] if handoff_id.isdigit() and verb in _HANDOFF_ACTIONS:
-            return ActOnHandoff(int(handoff_id), verb)
+        case "h", [verb, handoff_id] if handoff_id.isdigit() and verb in _VERBS:
+            return ActOnHandoff(int(handoff_id), _VERBS[verb])
         case "h", [verb, handoff_id, reason] if (
-            handoff_id.isdigit() and verb == "decline" and reason in _DECLINE_REASONS
+            handoff_id.isdigit() and verb == HandoffVerb.DECLINE and reason in _DECLINE_REASONS
         ):
-            return ActOnHandoff(int(handoff_id), verb, reason)
+            return ActOnHandoff(int(handoff_id), HandoffVerb.DECLINE, reason)
         case "j", [token]:
             return ConfirmJoin(token)
         case "jn", []:

@@ -1,0 +1,88 @@
+"""What happens with nobody pressing anything: silence reminders and re-routes, the waiting list,
+retention. Each job reads its work from the database, so a restart loses none of it; the periods
+only say how often to look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.runtime import Services
+from conversations.services import handoffs, privacy, waiting_list
+
+log = logging.getLogger(__name__)
+
+# Retention is about months, not minutes.
+RETENTION_EVERY = timedelta(hours=1)
+# How long stopping waits for a job in the middle of its transaction.
+STOP_PATIENCE = 10.0
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every: timedelta
+    run: Callable[[datetime], Awaitable[object]]
+
+
+class Timers:
+    def __init__(self, services: Services, on_outbox: Callable[[], None]) -> None:
+        policy = services.policy
+        unit_of_work = services.unit_of_work
+
+        async def silence(now: datetime) -> int:
+            return await handoffs.chase_silence(unit_of_work, now, policy)
+
+        async def waiting(now: datetime) -> int:
+            return await waiting_list.retry_waiting(unit_of_work, now, policy)
+
+        async def retention(now: datetime) -> privacy.Purged:
+            return await privacy.purge(unit_of_work, now, policy)
+
+        self.jobs = (
+            Job("silence", timedelta(seconds=services.settings.timer_seconds), silence),
+            Job("waiting list", waiting_list.EVERY, waiting),
+            Job("retention", RETENTION_EVERY, retention),
+        )
+        self._clock = services.clock
+        self._on_outbox = on_outbox
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._stopping.clear()
+            self._tasks = [
+                asyncio.create_task(self._every(job), name=f"timer-{job.name}") for job in self.jobs
+            ]
+
+    async def stop(self, patience: float = STOP_PATIENCE) -> None:
+        """Let a job that is running finish its transaction (cancelled mid-query, a database
+        driver's thread would answer a loop that is gone), then stop."""
+        self._stopping.set()
+        tasks, self._tasks = self._tasks, []
+        if not tasks:
+            return
+        _done, late = await asyncio.wait(tasks, timeout=patience)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _every(self, job: Job) -> None:
+        """Run at start, then once per period; one failure waits for the next period."""
+        while not self._stopping.is_set():
+            try:
+                await job.run(self._clock())
+                # Whatever the job queued (reminders, re-routes, erasure notices) goes out now.
+                self._on_outbox()
+            except Exception:
+                log.exception("timer %s failed", job.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), job.every.total_seconds())

@@ -1,0 +1,215 @@
+"""What the bot keeps between two updates: plain classes that `storage` maps onto its tables.
+
+The service layer reads and changes these objects inside a unit of work; storage persists the
+changes at commit (cosmicpython's imperative mapping), so no SQLAlchemy type leaks into the core.
+`eq=False`: two loaded rows are the same entity when they are the same object, as the ORM expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from conversations.model import Answer, ConversationState, Status
+
+
+class ProfileStatus(StrEnum):
+    # Handed off to an association (whatever became of the handoff since).
+    MATCHED = "matched"
+    # No association fits yet: on the waiting list, matched again every quarter of an hour.
+    WAITING = "waiting"
+
+
+class ConsentKind(StrEnum):
+    CONTACT = "contact"
+    # A parent's agreement for an under-15 (Loi Informatique et Libertés, art. 45).
+    PARENTAL = "parental"
+
+
+class Milestone(StrEnum):
+    """Anonymous funnel events: where people go and where they give up."""
+
+    STARTED = "started"
+    ANSWERED = "answered"
+    EXITED = "exited"
+    COMPLETED = "completed"
+    NO_MATCH = "no_match"
+    RESTARTED = "restarted"
+    CANCELLED = "cancelled"
+
+
+def answers_to_json(answers: Mapping[str, Answer]) -> dict[str, Any]:
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in answers.items()
+    }
+
+
+def answers_from_json(stored: Mapping[str, Any]) -> dict[str, Answer]:
+    return {
+        key: tuple(value) if isinstance(value, list) else value for key, value in stored.items()
+    }
+
+
+@dataclass(eq=False, kw_only=True)
+class Person:
+    """A Telegram account that talked to the bot; personal answers live in its conversations."""
+
+    telegram_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    # Chosen with /language; None means "follow Telegram's language_code".
+    language: str | None = None
+    telegram_language: str | None = None
+    # The last /start payload (a campaign, a school, a partner site), copied onto the next flow.
+    source: str | None = None
+    id: int = field(default=None)  # type: ignore[assignment]  # set by storage on insert
+
+
+@dataclass(eq=False, kw_only=True)
+class Conversation:
+    """A person's progress through one flow; its `version` stops two processes advancing it twice."""
+
+    person_id: int
+    chat_id: int
+    flow: str
+    started_at: datetime
+    updated_at: datetime
+    status: str = Status.ACTIVE
+    step: str | None = None
+    answers: dict[str, Any] = field(default_factory=dict)
+    draft: dict[str, Any] = field(default_factory=dict)
+    editing: bool = False
+    source: str | None = None
+    id: int = field(default=None)  # type: ignore[assignment]
+    version: int | None = None
+
+    def state(self) -> ConversationState:
+        return ConversationState(
+            flow=self.flow,
+            step=self.step,
+            answers=answers_from_json(self.answers),
+            status=Status(self.status),
+            draft=tuple(self.draft.get("selected", ())),
+            editing=self.editing,
+        )
+
+    def save(self, state: ConversationState, now: datetime) -> None:
+        self.flow = state.flow
+        self.step = state.step
+        self.answers = answers_to_json(state.answers)
+        self.draft = {"selected": list(state.draft)}
+        self.editing = state.editing
+        self.status = state.status
+        self.updated_at = now
+
+
+@dataclass(eq=False, kw_only=True)
+class Profile:
+    """The answers a person confirmed at the end of a flow."""
+
+    person_id: int
+    conversation_id: int
+    role: str
+    answers: dict[str, Any]
+    language: str
+    submitted_at: datetime
+    source: str | None = None
+    department: str | None = None
+    # The ranked associations and their reasons, kept as they were explained to the person.
+    match: dict[str, Any] | None = None
+    # The association the profile went to; None while it waits for one.
+    association_slug: str | None = None
+    status: str = ProfileStatus.MATCHED
+    id: int = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class Consent:
+    person_id: int
+    profile_id: int | None
+    kind: str
+    text_version: str
+    given_at: datetime
+    id: int = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class AssociationRecord:
+    """One association of the catalogue: its validated entry (JSON) plus what is queried."""
+
+    slug: str
+    name: str
+    entry: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    # Also set by coordinators (/pause) without a catalogue import.
+    paused: bool = False
+    id: int = field(default=None)  # type: ignore[assignment]
+
+    @property
+    def webhook_url(self) -> str | None:
+        url = self.entry.get("handoff", {}).get("webhook_url")
+        return str(url) if url else None
+
+
+@dataclass(eq=False, kw_only=True)
+class Coordinator:
+    """A Telegram account that receives an association's contacts, joined through an invite."""
+
+    association_id: int
+    telegram_id: int
+    # Shown to colleagues ("Camille took it") and to the person ("Camille, from Afev").
+    first_name: str
+    language: str
+    joined_at: datetime
+    active: bool = True
+    removed_at: datetime | None = None
+    id: int = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class Invite:
+    """A single-use, expiring invitation to coordinate an association. Only its hash is kept."""
+
+    association_id: int
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    used_by: int | None = None
+    id: int = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class Handoff:
+    """A profile proposed to one association (see `conversations.handoff` for its lifecycle)."""
+
+    profile_id: int
+    association_id: int
+    status: str
+    created_at: datetime
+    taken_by: int | None = None
+    decline_reason: str | None = None
+    delivered_at: datetime | None = None
+    taken_at: datetime | None = None
+    contacted_at: datetime | None = None
+    closed_at: datetime | None = None
+    reminded_at: datetime | None = None
+    id: int = field(default=None)  # type: ignore[assignment]
+    # Two coordinators pressing "take" at once: the second commit is a Conflict.
+    version: int | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class HandoffEvent:
+    """Every transition of a handoff, with who did it and when."""
+
+    handoff_id: int
+    event: str
+    at: datetime
+    coordinator_id: int | None = None
+    detail: str | None = None
+    id: int = field(default=None)  # type: ignore[assignment]

@@ -1,0 +1,321 @@
+"""What the service layer needs from the outside world, declared here and implemented in `storage`.
+
+The use-cases take a `UnitOfWork` (one transaction; leaving it without `commit()` rolls back) and
+reach every table through its repositories. Messages for someone other than the person in front of
+the chat are typed values written to the outbox in that same transaction; the edge renders them
+into Bot API calls (or HTTP POSTs) when it sends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeAlias
+
+from conversations.entities import (
+    AssociationRecord,
+    Consent,
+    Conversation,
+    Coordinator,
+    Handoff,
+    HandoffEvent,
+    Invite,
+    Person,
+    Profile,
+)
+from conversations.handoff import HandoffVerb
+from conversations.model import ConversationState
+from conversations.text import Text
+
+
+class Conflict(Exception):
+    """Another process (or a redelivery) changed the same rows first: read again, decide again."""
+
+
+# (language, text) -> the text in that language, without markup: matching typed answers to
+# button labels, and the reasons kept with a profile, need words, not message ids.
+Localize: TypeAlias = Callable[[str, Text], str]
+
+
+# --- typed outbox messages ---------------------------------------------------------------------
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class CardButton:
+    """A button under a contact card: a handoff verb (take, decline…) and its label."""
+
+    verb: HandoffVerb
+    label: Text
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactCard:
+    """A contact as one coordinator reads it; with `message_id`, an edit of the card they have."""
+
+    chat_id: int
+    language: str
+    handoff_id: int
+    coordinator_id: int
+    body: Text
+    status: Text | None = None
+    buttons: tuple[CardButton, ...] = ()
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PersonNotice:
+    """News for a person about their request (taken, re-routed, found an association)."""
+
+    chat_id: int
+    language: str
+    text: Text
+
+
+@dataclass(frozen=True)
+class CoordinatorNotice:
+    """A reminder or an erasure notice for one coordinator."""
+
+    chat_id: int
+    language: str
+    text: Text
+
+
+@dataclass(frozen=True)
+class AdminAlert:
+    """For the Collectif's admins, who read French."""
+
+    chat_id: int
+    text: Text
+    language: str = "fr"
+
+
+@dataclass(frozen=True)
+class AssociationWebhook:
+    """A signed POST to an association's CRM: `handoff.proposed` or `handoff.erased`."""
+
+    url: str
+    handoff_id: int
+    association: str
+    body: Mapping[str, Any]
+
+    @property
+    def event(self) -> str:
+        return str(self.body.get("event", ""))
+
+
+ChatMessage: TypeAlias = ContactCard | PersonNotice | CoordinatorNotice | AdminAlert
+OutboxMessage: TypeAlias = ChatMessage | AssociationWebhook
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One outbox message a relay holds (leased) while it sends it."""
+
+    id: int
+    key: str
+    message: OutboxMessage
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SentCard:
+    """A coordinator's copy of a contact card, as queued or delivered, so it can be kept current."""
+
+    outbox_id: int
+    card: ContactCard
+    sent: bool
+    message_id: int | None
+    person_id: int | None
+
+
+# --- repositories ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogChanges:
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    # In the database but not in the file: kept, since profiles and handoffs refer to them.
+    not_in_file: tuple[str, ...]
+
+
+class PeopleRepository(Protocol):
+    async def get(self, person_id: int) -> Person | None: ...
+    async def by_telegram_id(self, telegram_id: int) -> Person | None: ...
+    async def seen(
+        self, telegram_id: int, telegram_language: str | None, now: datetime
+    ) -> Person: ...
+    async def due_for_erasure(
+        self,
+        without_profile_before: datetime,
+        with_profile_before: datetime,
+        limit: int,
+        after: int = 0,
+    ) -> list[int]: ...
+    async def erase(self, person: Person) -> None: ...
+
+
+class ConversationRepository(Protocol):
+    async def active_for(self, person: Person) -> Conversation | None: ...
+    def start(
+        self,
+        person: Person,
+        chat_id: int,
+        state: ConversationState,
+        source: str | None,
+        now: datetime,
+    ) -> Conversation: ...
+    async def purge_unfinished_before(self, moment: datetime) -> int: ...
+
+
+class ProfileRepository(Protocol):
+    def add(self, profile: Profile) -> Profile: ...
+    def add_consent(self, consent: Consent) -> None: ...
+    async def get(self, profile_id: int) -> Profile | None: ...
+    async def for_person(self, person: Person) -> list[Profile]: ...
+    async def consents_for(self, person: Person) -> list[Consent]: ...
+    async def waiting_ids(self, limit: int) -> list[int]: ...
+
+
+class UpdateLog(Protocol):
+    async def seen(self, update_id: int) -> bool: ...
+    def record(self, update_id: int, now: datetime) -> None: ...
+    async def newest(self) -> int: ...
+    async def forget_before(self, moment: datetime) -> int: ...
+
+
+class FunnelRepository(Protocol):
+    def record(
+        self, flow: str, step: str | None, event: str, at: datetime, detail: str | None = None
+    ) -> None: ...
+    async def counts(self) -> dict[tuple[str, str], int]: ...
+    async def answered_by_step(self) -> dict[tuple[str, str], int]: ...
+
+
+class CatalogRepository(Protocol):
+    async def records(self) -> list[AssociationRecord]: ...
+    async def get(self, association_id: int) -> AssociationRecord | None: ...
+    async def by_slug(self, slug: str) -> AssociationRecord | None: ...
+    async def is_empty(self) -> bool: ...
+    async def upsert(
+        self, entries: Mapping[str, tuple[str, dict[str, Any]]], now: datetime
+    ) -> CatalogChanges: ...
+
+
+class CoordinatorRepository(Protocol):
+    def add(self, coordinator: Coordinator) -> None: ...
+    async def get(self, coordinator_id: int) -> Coordinator | None: ...
+    async def find(self, association_id: int, telegram_id: int) -> Coordinator | None: ...
+    async def of_association(self, association_id: int) -> list[Coordinator]: ...
+    async def of_person(self, telegram_id: int, active_only: bool = True) -> list[Coordinator]: ...
+    async def listing(self) -> list[tuple[Coordinator, str]]: ...
+    async def delete(self, coordinator: Coordinator) -> None: ...
+
+
+class InviteRepository(Protocol):
+    def add(self, invite: Invite) -> None: ...
+    async def by_hash(self, token_hash: str) -> Invite | None: ...
+    async def forget_user(self, telegram_id: int) -> None: ...
+
+
+class HandoffRepository(Protocol):
+    def add(self, handoff: Handoff) -> Handoff: ...
+    async def get(self, handoff_id: int) -> Handoff | None: ...
+    def record(
+        self,
+        handoff: Handoff,
+        event: str,
+        at: datetime,
+        coordinator_id: int | None = None,
+        detail: str | None = None,
+    ) -> None: ...
+    async def events(self, handoff_id: int) -> list[HandoffEvent]: ...
+    async def of_profile(self, profile_id: int) -> list[Handoff]: ...
+    async def of_profiles(self, profile_ids: list[int]) -> list[Handoff]: ...
+    async def taken_by(self, coordinator_id: int) -> list[Handoff]: ...
+    async def recipients(self, profile_ids: list[int]) -> list[tuple[Handoff, str]]: ...
+    async def queue(self, association_id: int) -> list[tuple[Handoff, Profile]]: ...
+    async def created_counts(self, start: datetime, end: datetime) -> dict[int, int]: ...
+    async def waiting_counts(self) -> dict[int, int]: ...
+    async def silent_since(self, moment: datetime, reminded: bool) -> list[Handoff]: ...
+    async def summary(self) -> list[tuple[str, str, int]]: ...
+    async def take_delays(self) -> list[tuple[str, datetime, datetime]]: ...
+    async def counts_by_status(self) -> dict[str, int]: ...
+
+
+class Outbox(Protocol):
+    # How many messages this unit of work queued: the caller wakes the relay when any.
+    enqueued: int
+
+    async def enqueue(
+        self, key: str, message: OutboxMessage, now: datetime, person_id: int | None = None
+    ) -> None:
+        """Queue one delivery; a second enqueue with the same key does nothing. `person_id`
+        marks a message that holds that person's data, for erasure."""
+        ...
+
+    async def cards_of(self, handoff_id: int) -> list[SentCard]: ...
+    async def replace_pending(self, outbox_id: int, message: OutboxMessage) -> None: ...
+    async def supersede(self, key_prefix: str, keep: str) -> None: ...
+    async def drop_pending_for_chat(self, chat_id: int) -> None: ...
+    async def forget_person(self, person_id: int) -> None: ...
+    # What the relay does.
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[Claimed]: ...
+    async def release(self, outbox_ids: list[int]) -> None: ...
+    async def mark_sent(
+        self, outbox_id: int, attempts: int, sent_message_id: int | None, now: datetime
+    ) -> bool:
+        """Marks it sent; True when its person erased their data while it was on its way."""
+        ...
+
+    async def retry_later(
+        self, outbox_id: int, attempts: int, next_attempt_at: datetime, reason: str
+    ) -> None: ...
+    async def mark_dead(self, outbox_id: int, attempts: int, reason: str) -> None: ...
+    async def counts_by_status(self) -> dict[str, int]: ...
+
+
+class UnitOfWork(Protocol):
+    people: PeopleRepository
+    conversations: ConversationRepository
+    profiles: ProfileRepository
+    updates: UpdateLog
+    funnel: FunnelRepository
+    catalog: CatalogRepository
+    coordinators: CoordinatorRepository
+    invites: InviteRepository
+    handoffs: HandoffRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None:
+        """Raises Conflict when another transaction changed the same rows first."""
+        ...
+
+    async def flush(self) -> None:
+        """Sends pending changes, so that new rows get their ids."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises when the database does not answer (readiness probes)."""
+        ...
+
+
+UnitOfWorkFactory: TypeAlias = Callable[[], UnitOfWork]

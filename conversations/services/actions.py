@@ -1,0 +1,123 @@
+"""What a person asked for, decoded by the edge from an update (a command, a typed answer, a button).
+
+Every action is plain data: the Telegram edge encodes the button ones into callback_data
+(`bot.callback_data`), and a press is always authorised again by the use-case it reaches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from conversations.handoff import HandoffVerb
+from conversations.model import Input
+
+
+@dataclass(frozen=True)
+class Start:
+    payload: str | None = None
+
+
+@dataclass(frozen=True)
+class ChooseFlow:
+    flow: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    given: Input
+
+
+@dataclass(frozen=True)
+class Restart:
+    pass
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowLanguages:
+    pass
+
+
+@dataclass(frozen=True)
+class ChooseLanguage:
+    language: str
+
+
+@dataclass(frozen=True)
+class ShowMyData:
+    pass
+
+
+@dataclass(frozen=True)
+class AskErase:
+    pass
+
+
+@dataclass(frozen=True)
+class ConfirmErase:
+    pass
+
+
+@dataclass(frozen=True)
+class KeepData:
+    pass
+
+
+@dataclass(frozen=True)
+class ActOnHandoff:
+    """A coordinator's button on a contact card; authorised on the server, never trusted."""
+
+    handoff_id: int
+    verb: HandoffVerb
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmJoin:
+    token: str
+
+
+@dataclass(frozen=True)
+class DeclineJoin:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowQueue:
+    pass
+
+
+@dataclass(frozen=True)
+class PauseAssociation:
+    paused: bool
+
+
+Action: TypeAlias = (
+    Start
+    | ChooseFlow
+    | Answer
+    | Restart
+    | Cancel
+    | Help
+    | ShowLanguages
+    | ChooseLanguage
+    | ShowMyData
+    | AskErase
+    | ConfirmErase
+    | KeepData
+    | ActOnHandoff
+    | ConfirmJoin
+    | DeclineJoin
+    | ShowQueue
+    | PauseAssociation
+)

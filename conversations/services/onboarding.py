@@ -1,0 +1,359 @@
+"""The questionnaire: start a flow, answer it one step at a time, submit it, or stop.
+
+The conversation's state is read and written in the unit of work of the update, so a crash or a
+restart resumes at the same question; the submitted profile is matched and handed off at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+
+from conversations import engine
+from conversations.entities import (
+    Consent,
+    ConsentKind,
+    Conversation,
+    Milestone,
+    Person,
+    Profile,
+    answers_to_json,
+)
+from conversations.flows import CONSENT_VERSION, FLOWS
+from conversations.geography import department_of
+from conversations.matching import MatchResult
+from conversations.model import (
+    Ask,
+    Completed,
+    ConversationState,
+    Exited,
+    Input,
+    Outcome,
+    Stale,
+    Status,
+    StepKind,
+    Summary,
+    TextInput,
+)
+from conversations.ports import Localize, UnitOfWork
+from conversations.services.actions import ChooseFlow, ChooseLanguage
+from conversations.services.handoffs import route
+from conversations.services.policy import Policy
+from conversations.services.replies import Button, Notice, Reply, Screen, Sender
+from conversations.text import LANGUAGES, Lines, _
+
+log = logging.getLogger(__name__)
+
+# Telegram deep links allow these characters, 64 at most (Bot API: "start" parameter).
+DEEP_LINK_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+ALREADY_ANSWERED = _("Cette question a déjà une réponse 🙂")
+WELCOME = _(
+    "Bonjour ! 👋 Je suis le bot du <b>Collectif Mentorat</b>.\n\n"
+    "En quelques questions, je mets en relation les jeunes de 5 à 30 ans et les futur·es "
+    "mentor·es avec l'association du Collectif qui leur correspond.\n\nQui êtes-vous ?"
+)
+WELCOME_BACK = _("Rebonjour ! On reprend là où on s'était arrêté.")
+FLOW_BUTTONS = (
+    Button(_("Je cherche un·e mentor·e"), ChooseFlow("mentee")),
+    Button(_("J'inscris un·e jeune (parent, pro)"), ChooseFlow("mentee")),
+    Button(_("Je veux devenir mentor·e"), ChooseFlow("mentor")),
+)
+INTRO = {
+    "mentee": _(
+        "Super ! Je vais te poser une dizaine de questions, cela prend 3 minutes. "
+        "Tu peux revenir en arrière à tout moment avec le bouton « Retour »."
+    ),
+    "mentor": _(
+        "Merci de vouloir devenir mentor·e ! Une dizaine de questions, 3 minutes environ. "
+        "Vous pouvez revenir en arrière à tout moment avec le bouton « Retour »."
+    ),
+}
+MATCHED = {
+    "mentee": _(
+        "Merci %(name)s, c'est envoyé ! ✅\n\n"
+        "Je te propose <b>%(association)s</b> : %(description)s\n\n"
+        "<b>Pourquoi elle ?</b>\n%(reasons)s\n\n"
+        "<b>Et maintenant ?</b>\n%(next)s"
+    ),
+    "mentor": _(
+        "Merci %(name)s, c'est envoyé ! ✅\n\n"
+        "Je vous propose <b>%(association)s</b> : %(description)s\n\n"
+        "<b>Pourquoi elle ?</b>\n%(reasons)s\n\n"
+        "<b>Et maintenant ?</b>\n%(next)s"
+    ),
+}
+BULLET = _("• %(item)s")
+NO_MATCH = {
+    "mentee": _(
+        "Merci %(name)s, tes réponses sont bien enregistrées. ✅\n\n"
+        "Pour être honnête : aucune association du Collectif ne peut t'accompagner tout de suite "
+        "là où tu vis et pour ce que tu cherches. Ta demande reste sur la liste d'attente, et "
+        "l'équipe du Collectif est prévenue pour trouver une solution."
+    ),
+    "mentor": _(
+        "Merci %(name)s, vos réponses sont bien enregistrées. ✅\n\n"
+        "Pour être honnête : aucune association du Collectif ne recrute aujourd'hui de mentors "
+        "dans votre situation et près de chez vous. Votre inscription reste sur la liste d'attente, "
+        "et l'équipe du Collectif est prévenue pour trouver une solution."
+    ),
+}
+SENT = _("C'est bon ✅")
+BECOME_MENTOR = _("Devenir mentor·e")
+ALREADY_IN_PROGRESS = _("Un questionnaire est déjà en cours : reprenons-le.")
+CANCELLED = _(
+    "C'est arrêté : vos réponses n'ont été envoyées à personne. Pour recommencer, tapez /start."
+)
+NOTHING_TO_CANCEL = _("Il n'y a aucun questionnaire en cours. Pour commencer, tapez /start.")
+RESTARTED = _("C'est reparti depuis le début.")
+HELP = _(
+    "Je vous aide à trouver une association du Collectif Mentorat, "
+    "en répondant à quelques questions.\n\n"
+    "/start – commencer ou reprendre\n"
+    "/restart – recommencer le questionnaire\n"
+    "/cancel – arrêter le questionnaire\n"
+    "/language – changer de langue\n"
+    "/mydata – voir vos données\n"
+    "/delete – effacer vos données\n"
+    "/help – cette aide"
+)
+CHOOSE_LANGUAGE = _("Dans quelle langue voulez-vous continuer ?")
+LANGUAGE_NAMES = {"fr": _("Français"), "en": _("English")}
+LANGUAGE_SET = _("C'est noté, je continue en français.")
+FORGED = _("Ce bouton n'est plus valable.")
+COORDINATOR_HELLO = _(
+    "Vous êtes coordinateur·rice : /queue pour les contacts qui attendent, /pause et /resume "
+    "pour arrêter ou reprendre les nouveaux contacts."
+)
+
+
+def welcome(language: str) -> Reply:
+    return Reply(language, screens=(Notice(WELCOME, FLOW_BUTTONS),))
+
+
+async def start(
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation | None,
+    payload: str | None,
+    language: str,
+) -> Reply:
+    """/start: the welcome, or the question where the person stopped."""
+    if payload and DEEP_LINK_PAYLOAD.match(payload):
+        person.source = payload
+    roles = await uow.coordinators.of_person(person.telegram_id)
+    if roles and conversation is None:
+        return Reply(language, screens=(Notice(COORDINATOR_HELLO), Notice(WELCOME, FLOW_BUTTONS)))
+    if conversation is not None:
+        outcome = engine.current(FLOWS[conversation.flow], conversation.state())
+        return Reply(language, screens=(Notice(WELCOME_BACK), *_screens(outcome)))
+    return welcome(language)
+
+
+def choose_flow(
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation | None,
+    sender: Sender,
+    flow_name: str,
+    language: str,
+) -> Reply:
+    flow = FLOWS.get(flow_name)
+    if flow is None:
+        return Reply(language, toast=FORGED)
+    if conversation is not None:
+        outcome = engine.current(FLOWS[conversation.flow], conversation.state())
+        return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+    first = engine.begin(flow)
+    uow.conversations.start(person, sender.chat_id, first.state, person.source, sender.now)
+    uow.funnel.record(flow.name, first.state.step, Milestone.STARTED, sender.now)
+    log.info("conversation started: flow=%s", flow.name)
+    return Reply(language, screens=(Notice(INTRO[flow.name]), first))
+
+
+async def answer(
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation | None,
+    sender: Sender,
+    given: Input,
+    language: str,
+    localize: Localize,
+    policy: Policy,
+) -> Reply:
+    """One answer (typed, a button, a shared contact) to the current step."""
+    if conversation is None:
+        if isinstance(given, TextInput):
+            return welcome(language)
+        return Reply(language, toast=ALREADY_ANSWERED)
+    flow = FLOWS[conversation.flow]
+    state = conversation.state()
+    outcome = engine.advance(flow, state, given, lambda text: localize(language, text))
+    if isinstance(outcome, Stale):
+        return Reply(language, toast=ALREADY_ANSWERED)
+    conversation.save(outcome.state, sender.now)
+    asked = next((s for s in flow.steps if s.key == state.step), None)
+    answered_phone = (
+        asked is not None and asked.kind is StepKind.PHONE and outcome.state.step != state.step
+    )
+    # Counted once, when a question gets its first answer: not on Back, not on an edit.
+    if asked is not None and asked.key in outcome.state.answers and asked.key not in state.answers:
+        uow.funnel.record(flow.name, asked.key, Milestone.ANSWERED, sender.now)
+    if isinstance(outcome, Ask) and outcome.in_place:
+        return Reply(language, in_place=outcome)
+    if isinstance(outcome, Completed):
+        result = await _submit(
+            uow, person, conversation, outcome.state, language, sender.now, localize, policy
+        )
+        return Reply(language, screens=(result,), echo=SENT)
+    if isinstance(outcome, Exited):
+        uow.funnel.record(flow.name, state.step, Milestone.EXITED, sender.now)
+        offer = outcome.offer_flow
+        buttons = (Button(BECOME_MENTOR, ChooseFlow(offer)),) if offer else ()
+        return Reply(
+            language,
+            screens=(Notice(outcome.reason, buttons),),
+            close_reply_keyboard=answered_phone,
+        )
+    return Reply(
+        language,
+        screens=_screens(outcome),
+        echo=outcome.answered,
+        close_reply_keyboard=answered_phone,
+    )
+
+
+async def _submit(
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation,
+    state: ConversationState,
+    language: str,
+    now: datetime,
+    localize: Localize,
+    policy: Policy,
+) -> Notice:
+    """Store the profile and its consents, match it, and say what happens next."""
+    postal_code = state.answers.get("postal_code")
+    profile = uow.profiles.add(
+        Profile(
+            person_id=person.id,
+            conversation_id=conversation.id,
+            role=state.flow,
+            answers=answers_to_json(state.answers),
+            language=language,
+            source=conversation.source,
+            department=department_of(postal_code) if isinstance(postal_code, str) else None,
+            submitted_at=now,
+        )
+    )
+    await uow.flush()
+    kinds = [ConsentKind.CONTACT]
+    if state.answers.get("parent_consent"):
+        kinds.append(ConsentKind.PARENTAL)
+    for kind in kinds:
+        uow.profiles.add_consent(
+            Consent(
+                person_id=person.id,
+                profile_id=profile.id,
+                kind=kind,
+                text_version=CONSENT_VERSION,
+                given_at=now,
+            )
+        )
+    result = await route(uow, profile, now, policy)
+    profile.match = match_record(result, language, localize)
+    name = str(state.answers.get("first_name") or "")
+    best = result.best
+    uow.funnel.record(state.flow, None, Milestone.COMPLETED, now)
+    if best is None:
+        uow.funnel.record(state.flow, None, Milestone.NO_MATCH, now, detail=profile.department)
+        log.info("profile %s submitted: flow=%s, no association fits", profile.id, state.flow)
+        return Notice(NO_MATCH[state.flow].fmt(name=name))
+    log.info("profile %s matched to %s", profile.id, best.association.slug)
+    association = best.association
+    description = association.description_en if language == "en" else association.description_fr
+    return Notice(
+        MATCHED[state.flow].fmt(
+            name=name,
+            association=association.name,
+            description=description,
+            reasons=Lines(tuple(BULLET.fmt(item=reason) for reason in best.reasons)),
+            next=Lines(best.notes),
+        )
+    )
+
+
+def match_record(result: MatchResult, language: str, localize: Localize) -> dict[str, object]:
+    """The ranking as the person was told it, kept with the profile."""
+    return {
+        "ranked": [
+            {
+                "slug": candidate.association.slug,
+                "score": round(candidate.score, 2),
+                "reasons": [localize(language, r) for r in candidate.reasons],
+            }
+            for candidate in result.ranked
+        ],
+        "gap": localize("fr", result.gap) if result.gap else None,
+    }
+
+
+def restart(
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation | None,
+    sender: Sender,
+    language: str,
+) -> Reply:
+    if conversation is None:
+        return welcome(language)
+    state = conversation.state()
+    cancelled = ConversationState(state.flow, None, state.answers, status=Status.CANCELLED)
+    conversation.save(cancelled, sender.now)
+    uow.funnel.record(state.flow, state.step, Milestone.RESTARTED, sender.now)
+    first = engine.begin(FLOWS[state.flow])
+    uow.conversations.start(person, sender.chat_id, first.state, conversation.source, sender.now)
+    return Reply(language, screens=(Notice(RESTARTED), first))
+
+
+def cancel(
+    uow: UnitOfWork, conversation: Conversation | None, sender: Sender, language: str
+) -> Reply:
+    if conversation is None:
+        return Reply(language, screens=(Notice(NOTHING_TO_CANCEL),))
+    state = conversation.state()
+    conversation.save(
+        ConversationState(state.flow, None, state.answers, Status.CANCELLED), sender.now
+    )
+    uow.funnel.record(state.flow, state.step, Milestone.CANCELLED, sender.now)
+    return Reply(language, screens=(Notice(CANCELLED),), close_reply_keyboard=True)
+
+
+def show_languages(language: str) -> Reply:
+    buttons = tuple(Button(LANGUAGE_NAMES[code], ChooseLanguage(code)) for code in LANGUAGES)
+    return Reply(language, screens=(Notice(CHOOSE_LANGUAGE, buttons),))
+
+
+def choose_language(
+    person: Person, conversation: Conversation | None, chosen: str, language: str
+) -> Reply:
+    if chosen not in LANGUAGES:
+        return Reply(language, toast=FORGED)
+    person.language = chosen
+    screens: tuple[Screen, ...] = (Notice(LANGUAGE_SET),)
+    if conversation is not None:
+        state = conversation.state()
+        screens = (*screens, *_screens(engine.current(FLOWS[state.flow], state)))
+    return Reply(chosen, screens=screens, echo=LANGUAGE_NAMES[chosen])
+
+
+def help_(language: str) -> Reply:
+    return Reply(language, screens=(Notice(HELP),))
+
+
+def _screens(outcome: Outcome) -> tuple[Screen, ...]:
+    if isinstance(outcome, (Ask, Summary)):
+        return (outcome,)
+    return ()

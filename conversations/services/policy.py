@@ -1,0 +1,23 @@
+"""The settings the use-cases obey, as plain values: who the admins are and how long things wait."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from conversations.handoff import SilenceRules
+
+
+@dataclass(frozen=True)
+class Policy:
+    # Telegram user ids of the Collectif's admins: told about gaps, unstaffed associations and
+    # messages that could not be delivered.
+    admins: tuple[int, ...] = ()
+    silence: SilenceRules = field(default_factory=SilenceRules)
+    # Retention (CNIL): unfinished questionnaires, then everything about a person.
+    abandoned_after: timedelta = timedelta(days=30)
+    retention: timedelta = timedelta(days=3 * 365)
+
+    @property
+    def reroute_days(self) -> int:
+        return self.silence.reroute_after.days

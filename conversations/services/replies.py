@@ -1,0 +1,69 @@
+"""What a use-case answers the person in front of the chat: plain screens the edge renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeAlias
+
+from conversations.engine import Echo
+from conversations.model import Ask, Summary
+from conversations.ports import CardButton
+from conversations.services.actions import Action
+from conversations.text import Text
+
+
+@dataclass(frozen=True)
+class Button:
+    label: Text
+    action: Action
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message that is not a question: a welcome, a thank-you, help, a confirmation."""
+
+    text: Text
+    buttons: tuple[Button, ...] = ()
+
+
+Screen: TypeAlias = Ask | Summary | Notice
+
+
+@dataclass(frozen=True)
+class CardKeyboard:
+    """New buttons for the pressed contact card (decline reasons, or its own buttons back)."""
+
+    handoff_id: int
+    buttons: tuple[CardButton, ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the person sees after one update."""
+
+    language: str
+    screens: tuple[Screen, ...] = ()
+    toast: Text | None = None
+    # The answer a pressed button gave, shown on that message in place of its keyboard.
+    echo: Echo = None
+    # A new keyboard for the pressed message (multi-choice toggles).
+    in_place: Ask | None = None
+    # The step just answered was a phone number: the "share my number" keyboard must go.
+    close_reply_keyboard: bool = False
+    # A coordinator's press changes the buttons of the card they pressed.
+    card_keyboard: CardKeyboard | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sent an update, and which one: the plain values a use-case needs."""
+
+    update_id: int
+    telegram_id: int
+    chat_id: int
+    telegram_language: str | None
+    now: datetime
+    # Kept only when the person joins as a coordinator (shown to colleagues and to contacts).
+    first_name: str = ""

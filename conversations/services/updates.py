@@ -1,0 +1,176 @@
+"""One update, one use-case, once: the entry point the chat edges call for everything a person does.
+
+The update id is recorded in the same transaction as the state change, so a redelivered update
+changes nothing; a conflict with another process is retried from a fresh read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from conversations.entities import Person
+from conversations.ports import Conflict, Localize, UnitOfWork, UnitOfWorkFactory
+from conversations.services import coordinators, handoffs, onboarding, privacy
+from conversations.services.actions import (
+    Action,
+    ActOnHandoff,
+    Answer,
+    AskErase,
+    Cancel,
+    ChooseFlow,
+    ChooseLanguage,
+    ConfirmErase,
+    ConfirmJoin,
+    DeclineJoin,
+    Help,
+    KeepData,
+    PauseAssociation,
+    Restart,
+    ShowLanguages,
+    ShowMyData,
+    ShowQueue,
+    Start,
+)
+from conversations.services.cards import CANCEL
+from conversations.services.policy import Policy
+from conversations.services.replies import Button, CardKeyboard, Notice, Reply, Sender
+from conversations.text import Text, pick_language
+
+log = logging.getLogger(__name__)
+
+# Telegram keeps an unconfirmed update for 24 h; after that its id can never come back.
+UPDATE_IDS_KEPT = timedelta(days=2)
+ATTEMPTS = 3
+
+
+async def handle(
+    unit_of_work: UnitOfWorkFactory,
+    sender: Sender,
+    action: Action,
+    policy: Policy,
+    localize: Localize,
+    on_outbox: Callable[[], None] = lambda: None,
+) -> Reply:
+    """Run `action` once for this update, whatever the redeliveries and concurrent processes.
+
+    `on_outbox` is called after a commit that queued messages for others (it wakes the relay)."""
+    for attempt in range(ATTEMPTS):
+        try:
+            async with unit_of_work() as uow:
+                if await uow.updates.seen(sender.update_id):
+                    log.info("update %s already handled", sender.update_id)
+                    return Reply(language="fr", duplicate=True)
+                person = await uow.people.seen(
+                    sender.telegram_id, sender.telegram_language, sender.now
+                )
+                reply = await _dispatch(uow, person, sender, action, policy, localize)
+                uow.updates.record(sender.update_id, sender.now)
+                await uow.commit()
+                if uow.outbox.enqueued:
+                    on_outbox()
+                return reply
+        except Conflict:
+            # Another process (or a redelivery) won the race: read again and decide again.
+            log.warning("update %s conflicted (attempt %s), retrying", sender.update_id, attempt)
+    raise RuntimeError(f"update {sender.update_id} kept conflicting")
+
+
+async def forget_old_updates(unit_of_work: UnitOfWorkFactory, now: datetime) -> int:
+    async with unit_of_work() as uow:
+        removed = await uow.updates.forget_before(now - UPDATE_IDS_KEPT)
+        await uow.commit()
+        return removed
+
+
+async def _dispatch(
+    uow: UnitOfWork,
+    person: Person,
+    sender: Sender,
+    action: Action,
+    policy: Policy,
+    localize: Localize,
+) -> Reply:
+    language = pick_language(person.language, person.telegram_language)
+    conversation = await uow.conversations.active_for(person)
+    match action:
+        case Start(payload) if payload and payload.startswith(coordinators.INVITE_PREFIX):
+            return await _invited(uow, payload, sender.now, language)
+        case Start(payload):
+            return await onboarding.start(uow, person, conversation, payload, language)
+        case ChooseFlow(flow):
+            return onboarding.choose_flow(uow, person, conversation, sender, flow, language)
+        case Answer(given):
+            return await onboarding.answer(
+                uow, person, conversation, sender, given, language, localize, policy
+            )
+        case Restart():
+            return onboarding.restart(uow, person, conversation, sender, language)
+        case Cancel():
+            return onboarding.cancel(uow, conversation, sender, language)
+        case Help():
+            return onboarding.help_(language)
+        case ShowLanguages():
+            return onboarding.show_languages(language)
+        case ChooseLanguage(chosen):
+            return onboarding.choose_language(person, conversation, chosen, language)
+        case ShowMyData():
+            details = await privacy.my_data(uow, person, conversation)
+            return Reply(language, screens=(Notice(details),))
+        case AskErase():
+            buttons = (
+                Button(privacy.ERASE_YES, ConfirmErase()),
+                Button(privacy.ERASE_NO, KeepData()),
+            )
+            return Reply(language, screens=(Notice(privacy.ASK_ERASE, buttons),))
+        case ConfirmErase():
+            await privacy.erase(uow, person, sender.now, policy)
+            return Reply(language, screens=(Notice(privacy.ERASED),), echo=privacy.ERASE_YES)
+        case KeepData():
+            return Reply(language, screens=(Notice(privacy.KEPT),), echo=privacy.ERASE_NO)
+        case ActOnHandoff(handoff_id):
+            pressed = await handoffs.act(uow, sender.telegram_id, action, sender.now, policy)
+            keyboard = (
+                None if pressed.buttons is None else CardKeyboard(handoff_id, pressed.buttons)
+            )
+            return Reply(language, toast=pressed.toast, card_keyboard=keyboard)
+        case ConfirmJoin(token):
+            record = await coordinators.join(
+                uow, token, sender.telegram_id, sender.first_name, language, sender.now
+            )
+            if record is None:
+                return Reply(language, screens=(Notice(coordinators.INVITE_INVALID),), echo="—")
+            return Reply(
+                language,
+                screens=(Notice(coordinators.JOINED.fmt(association=record.name)),),
+                echo=coordinators.JOIN_YES.fmt(association=record.name),
+            )
+        case DeclineJoin():
+            return Reply(language, screens=(Notice(coordinators.JOIN_DECLINED),), echo=CANCEL)
+        case ShowQueue():
+            texts = await coordinators.queue(uow, sender.telegram_id)
+            return _notices(language, texts)
+        case PauseAssociation(paused):
+            texts = await coordinators.set_paused(uow, sender.telegram_id, paused)
+            return _notices(language, texts)
+    return Reply(language, toast=onboarding.FORGED)
+
+
+async def _invited(uow: UnitOfWork, token: str, now: datetime, language: str) -> Reply:
+    found = await coordinators.usable_invite(uow, token, now)
+    if found is None:
+        return Reply(language, screens=(Notice(coordinators.INVITE_INVALID),))
+    _invite, record = found
+    buttons = (
+        Button(coordinators.JOIN_YES.fmt(association=record.name), ConfirmJoin(token)),
+        Button(CANCEL, DeclineJoin()),
+    )
+    confirm = coordinators.JOIN_CONFIRM.fmt(association=record.name)
+    return Reply(language, screens=(Notice(confirm, buttons),))
+
+
+def _notices(language: str, texts: list[Text] | None) -> Reply:
+    """A coordinator command's answer; anyone else is told the command is for coordinators."""
+    shown = texts or [coordinators.NOT_A_COORDINATOR]
+    return Reply(language, screens=tuple(Notice(text) for text in shown))
