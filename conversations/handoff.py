@@ -50,13 +50,17 @@ class HandoffVerb(StrEnum):
 
 
 S = HandoffStatus
+# Nobody has taken these yet: every coordinator of the association may.
+OPEN = frozenset({S.PROPOSED, S.DELIVERED})
+# What an association's /queue lists: not taken yet, or taken but not contacted.
+IN_QUEUE = OPEN | {S.TAKEN}
 _TRANSITIONS: dict[HandoffAction, tuple[frozenset[HandoffStatus], HandoffStatus]] = {
     HandoffAction.DELIVER: (frozenset({S.PROPOSED}), S.DELIVERED),
-    HandoffAction.TAKE: (frozenset({S.PROPOSED, S.DELIVERED}), S.TAKEN),
-    HandoffAction.DECLINE: (frozenset({S.PROPOSED, S.DELIVERED, S.TAKEN}), S.DECLINED),
+    HandoffAction.TAKE: (OPEN, S.TAKEN),
+    HandoffAction.DECLINE: (IN_QUEUE, S.DECLINED),
     HandoffAction.CONTACTED: (frozenset({S.TAKEN}), S.CONTACTED),
     HandoffAction.CLOSE: (frozenset({S.TAKEN, S.CONTACTED}), S.CLOSED),
-    HandoffAction.EXPIRE: (frozenset({S.PROPOSED, S.DELIVERED}), S.EXPIRED),
+    HandoffAction.EXPIRE: (OPEN, S.EXPIRED),
     # Whatever happened to it, an erased person's contact is scrubbed everywhere.
     HandoffAction.ERASE: (frozenset(S) - {S.ERASED}, S.ERASED),
     HandoffAction.RELEASE: (frozenset({S.TAKEN, S.CONTACTED}), S.DELIVERED),
@@ -105,7 +109,7 @@ class SilenceRules:
     def due(self, status: str, since: datetime, reminded: bool, now: datetime) -> str | None:
         """What silence calls for ("reroute", "remind" or None) on a handoff nobody took, silent
         `since` then: its delivery, or its release by a coordinator who left."""
-        if status not in (S.PROPOSED, S.DELIVERED):
+        if status not in OPEN:
             return None
         waited = now - since
         if waited >= self.reroute_after:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversations import handoff as handoff_rules
 from conversations.entities import (
     Coordinator,
     Handoff,
@@ -16,8 +17,8 @@ from conversations.entities import (
 )
 from storage.tables import associations, coordinators, handoff_events, handoffs, invites, profiles
 
-OPEN = ("proposed", "delivered")
-WAITING = ("proposed", "delivered", "taken")
+OPEN = sorted(handoff_rules.OPEN)
+IN_QUEUE = sorted(handoff_rules.IN_QUEUE)
 
 
 class CoordinatorRepository:
@@ -159,7 +160,7 @@ class HandoffRepository:
         rows = await self._session.execute(
             select(Handoff, Profile)
             .join(Profile, profiles.c.id == handoffs.c.profile_id)
-            .where(handoffs.c.association_id == association_id, handoffs.c.status.in_(WAITING))
+            .where(handoffs.c.association_id == association_id, handoffs.c.status.in_(IN_QUEUE))
             .order_by(handoffs.c.created_at, handoffs.c.id)
         )
         return [(handoff, profile) for handoff, profile in rows]

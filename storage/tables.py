@@ -42,7 +42,9 @@ from conversations.entities import (
     Invite,
     Person,
     Profile,
+    ProfileStatus,
 )
+from conversations.ports import OutboxStatus
 
 # Stable constraint names, so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING = {
@@ -135,7 +137,7 @@ profiles = Table(
     Column("match", JSON(none_as_null=True)),
     # The association the profile went to; NULL while it waits for one (no association fits).
     Column("association_slug", String(40), index=True),
-    Column("status", String(16), nullable=False, default="matched"),
+    Column("status", String(16), nullable=False, default=ProfileStatus.MATCHED),
 )
 
 consents = Table(
@@ -198,7 +200,7 @@ outbox = Table(
     Column("payload", JSON, nullable=False),
     # Set when the payload holds a person's data: erasure finds and scrubs it.
     Column("person_id", Integer, index=True),
-    Column("status", String(16), nullable=False, default="pending"),  # pending, sent, dead
+    Column("status", String(16), nullable=False, default=OutboxStatus.PENDING),
     Column("attempts", Integer, nullable=False, default=0),
     _moment("next_attempt_at"),
     # A relay holds a message until this time; after it, another may try (it crashed).

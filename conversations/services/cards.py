@@ -15,7 +15,7 @@ from conversations.entities import (
     answers_from_json,
 )
 from conversations.flows import CONSENT_VERSION, FLOWS
-from conversations.handoff import DECLINE_REASONS, HandoffStatus, HandoffVerb
+from conversations.handoff import DECLINE_REASONS, OPEN, HandoffStatus, HandoffVerb
 from conversations.ports import CardButton
 from conversations.text import Lines, Text, When, _
 
@@ -116,7 +116,7 @@ def buttons(
     if coordinator is None or not coordinator.active:
         # A coordinator who left keeps a record of the card, with no button to press.
         return ()
-    if status in (HandoffStatus.PROPOSED, HandoffStatus.DELIVERED):
+    if status in OPEN:
         return (CardButton(HandoffVerb.TAKE, TAKE), CardButton(HandoffVerb.DECLINE, DECLINE))
     if taker is not None and coordinator.id == taker.id:
         if status is HandoffStatus.TAKEN:

@@ -22,6 +22,7 @@ from conversations.entities import (
 )
 from conversations.flows import CONSENT_VERSION
 from conversations.handoff import (
+    OPEN,
     REROUTING,
     HandoffAction,
     HandoffStatus,
@@ -433,7 +434,7 @@ async def delivered(
     handoff = await uow.handoffs.get(handoff_id)
     if handoff is None:
         return
-    if handoff.status not in (HandoffStatus.PROPOSED, HandoffStatus.DELIVERED):
+    if handoff.status not in OPEN:
         # The card left while the handoff moved on (taken, declined, erased): it went out with
         # old buttons or with data since erased, so bring it up to date at once.
         await refresh_cards(uow, handoff, now, policy)
@@ -444,7 +445,7 @@ async def delivered(
     else:
         # Taken before the relay recorded the delivery: keep the time, not the status.
         handoff.delivered_at = now
-        uow.handoffs.record(handoff, "delivered", now)
+        uow.handoffs.record(handoff, HandoffStatus.DELIVERED, now)
 
 
 # --- silence ---------------------------------------------------------------------------------
