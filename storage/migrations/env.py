@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
@@ -13,7 +14,16 @@ from storage.tables import metadata
 target_metadata = metadata
 
 
+# Any constant shared by every process of the bot: pg_advisory_xact_lock(key) serialises migrations.
+MIGRATION_LOCK = 0x6D656E746F726174  # "mentorat"
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Several replicas starting at once would race on CREATE TABLE alembic_version; the
+        # first takes the lock and migrates, the others wait, then find nothing left to do.
+        # Transaction-scoped, so it goes with the commit (or with a crashed connection).
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
