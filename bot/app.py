@@ -12,12 +12,14 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot.handlers import Handlers
+from bot.inbox import STALE_AFTER, UpdateInbox
+from bot.polling import InboxPoller
 from bot.processor import PerChatUpdateProcessor
 from bot.relay import Relay
 from bot.render import Renderer
 from bot.runtime import Services, utc_now
 from bot.settings import Settings
-from bot.timers import Timers
+from bot.timers import Job, Timers
 from bot.webhooks import WebhookSender
 from conversations.services import catalogue, updates
 from conversations.text import LANGUAGES, Text, _
@@ -45,6 +47,9 @@ class TelegramBot:
     relay: Relay
     timers: Timers
     handlers: Handlers
+    inbox: UpdateInbox
+    # Polling mode only: webhook mode is fed by bot.web.
+    poller: InboxPoller
 
 
 def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> TelegramBot:
@@ -69,6 +74,7 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
                 commands, language_code=None if language == "fr" else language
             )
         removed = await updates.forget_old_updates(services.unit_of_work, now)
+        inbox.start()
         relay.start()
         timers.start()
         log.info(
@@ -78,12 +84,15 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
     async def post_stop(_application: Application) -> None:  # type: ignore[type-arg]
         await timers.stop()
         await relay.stop()
+        await inbox.stop()
 
     async def post_shutdown(_application: Application) -> None:  # type: ignore[type-arg]
         await timers.stop()
         await relay.stop()
+        await inbox.stop()
         await services.dispose()
 
+    processor = PerChatUpdateProcessor(settings.max_concurrent_updates)
     application = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
@@ -94,7 +103,9 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
-        .concurrent_updates(PerChatUpdateProcessor(settings.max_concurrent_updates))
+        .concurrent_updates(processor)
+        # Updates come from our own poller (bot.polling) or webhook server (bot.web).
+        .updater(None)
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)
@@ -118,7 +129,17 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
         webhook_sender=WebhookSender(services.unit_of_work),
         lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
-    timers = Timers(services, on_outbox=relay.wake)
     handlers = Handlers(services, renderer, on_outbox=relay.wake)
     handlers.register(application)
-    return TelegramBot(application, services, relay, timers, handlers)
+    inbox = UpdateInbox(services, application, handlers, renderer)
+    handlers.replaying = inbox.replaying
+    processor.inbox = inbox
+
+    async def take_over(_now: datetime) -> int:
+        """What a process that died left in the inbox; given-up updates are forgotten later."""
+        await inbox.forget_given_up()
+        return await inbox.replay_stale()
+
+    timers = Timers(services, on_outbox=relay.wake, extra=(Job("inbox", STALE_AFTER, take_over),))
+    poller = InboxPoller(application, inbox)
+    return TelegramBot(application, services, relay, timers, handlers, inbox, poller)

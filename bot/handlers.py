@@ -27,7 +27,7 @@ from conversations.flows import FLOWS
 from conversations.model import ContactInput, NonTextInput, Summary, TextInput
 from conversations.services import actions, updates
 from conversations.services.actions import Action
-from conversations.services.replies import Reply, Sender
+from conversations.services.replies import Reply, Screen, Sender
 from conversations.text import _, pick_language
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,34 @@ class Handlers:
         self._renderer = renderer
         # Wakes the outbox relay after a commit that queued messages for others.
         self._on_outbox = on_outbox
+        # Updates whose handling raised: the inbox tries them again, or gives up on them.
         self.failed_updates: set[int] = set()
+        # Handled, but their reply could not be sent: the inbox leaves them for the recovery.
+        self.owed_replies: set[int] = set()
+        # Updates the inbox replays after a crash (shared with it): a duplicate among them was
+        # handled but maybe not answered, so its person gets their current question again.
+        self.replaying: set[int] = set()
+
+    def take_failure(self, update_id: int) -> bool:
+        if update_id in self.failed_updates:
+            self.failed_updates.discard(update_id)
+            return True
+        return False
+
+    def take_owed(self, update_id: int) -> bool:
+        if update_id in self.owed_replies:
+            self.owed_replies.discard(update_id)
+            return True
+        return False
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         # Order matters: group messages are answered before any private-chat handler sees them.
         # In a group, only what is addressed to the bot (a command, a mention) gets the answer.
         addressed = filters.COMMAND | filters.Entity("mention")
-        application.add_handler(
-            MessageHandler(~PRIVATE & addressed & ~filters.UpdateType.EDITED, self.group)
-        )
+        # An edited message is never an answer nor a command: editing an old /restart must not
+        # restart anything.
+        fresh = ~filters.UpdateType.EDITED
+        application.add_handler(MessageHandler(~PRIVATE & addressed & fresh, self.group))
         commands: dict[str, Callable[[Update], Action]] = {
             "start": lambda update: actions.Start(_payload(update)),
             "help": lambda _update: actions.Help(),
@@ -69,12 +88,12 @@ class Handlers:
             "resume": lambda _update: actions.PauseAssociation(paused=False),
         }
         for name, decode in commands.items():
-            application.add_handler(CommandHandler(name, self._command(decode), PRIVATE))
-        application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, self.unknown_command))
-        application.add_handler(MessageHandler(PRIVATE & filters.CONTACT, self.contact))
+            application.add_handler(CommandHandler(name, self._command(decode), PRIVATE & fresh))
         application.add_handler(
-            MessageHandler(PRIVATE & filters.TEXT & ~filters.UpdateType.EDITED, self.text)
+            MessageHandler(PRIVATE & filters.COMMAND & fresh, self.unknown_command)
         )
+        application.add_handler(MessageHandler(PRIVATE & filters.CONTACT & fresh, self.contact))
+        application.add_handler(MessageHandler(PRIVATE & filters.TEXT & fresh, self.text))
         # Only things a person sends: service messages (a timer set, a pin) are not answers.
         media = (
             filters.Sticker.ALL
@@ -90,9 +109,7 @@ class Handlers:
             | filters.POLL
             | filters.Dice.ALL
         )
-        application.add_handler(
-            MessageHandler(PRIVATE & media & ~filters.UpdateType.EDITED, self.non_text)
-        )
+        application.add_handler(MessageHandler(PRIVATE & media & fresh, self.non_text))
         application.add_handler(CallbackQueryHandler(self.button))
         application.add_error_handler(self.error)
 
@@ -169,16 +186,13 @@ class Handlers:
             return
         language = pick_language(None, update.effective_user.language_code)
         text = self._renderer.notice_text(language, WRITE_IN_PRIVATE.fmt(bot=context.bot.username))
-        await _send(message.get_bot(), message.chat_id, Rendered(text))
+        await self.send(message.get_bot(), message.chat_id, Rendered(text))
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log without personal data, and tell the person their answers are safe."""
+        """Log without personal data; the inbox tries the update again, or gives it up with one
+        kind message to its person."""
         update_id = update.update_id if isinstance(update, Update) else None
         if update_id is not None:
-            # Webhook mode answers Telegram 500 for these, so that it sends the update again.
-            # Polling mode never reads them: keep the set from growing without end.
-            if len(self.failed_updates) > 10_000:
-                self.failed_updates.clear()
             self.failed_updates.add(update_id)
         log.error(
             "update %s failed: %s",
@@ -186,16 +200,6 @@ class Handlers:
             type(context.error).__name__,
             exc_info=context.error,
         )
-        if not isinstance(update, Update) or update.effective_chat is None:
-            return
-        if update.effective_chat.type != ChatType.PRIVATE or update.effective_user is None:
-            return
-        language = pick_language(None, update.effective_user.language_code)
-        text = self._renderer.notice_text(language, SOMETHING_WENT_WRONG)
-        try:
-            await _send(context.bot, update.effective_chat.id, Rendered(text))
-        except Exception:
-            log.warning("could not tell update %s's sender about the failure", update_id)
 
     # --- the three moves: decode, run, render -------------------------------------------------
 
@@ -227,22 +231,53 @@ class Handlers:
 
     async def _show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
         if reply.duplicate:
+            if update.update_id in self.replaying:
+                await self._resume(update, context)
             return
+        try:
+            await self._show_reply(update, context, reply)
+        except TimedOut:
+            # Telegram may well have shown it: sending again could show it twice.
+            log.warning("update %s: the reply timed out", update.update_id)
+        except TelegramError as error:
+            if isinstance(error, BadRequest):
+                raise
+            # The answer is committed; the question will be sent again by the inbox's recovery.
+            log.warning("update %s: reply not sent (%s)", update.update_id, type(error).__name__)
+            self.owed_replies.add(update.update_id)
+
+    async def _resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A replayed update was handled before a crash: send the person where they are now."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None or chat.type != ChatType.PRIVATE:
+            return
+        reply = await updates.resume(self._services.unit_of_work, user.id)
+        for screen in reply.screens:
+            await self.send(context.bot, chat.id, self._render(reply, screen))
+
+    def _render(self, reply: Reply, screen: Screen) -> Rendered:
+        address = FLOWS[screen.state.flow].address if isinstance(screen, Summary) else "tu"
+        return self._renderer.screen(reply.language, screen, address)
+
+    async def _show_reply(
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply
+    ) -> None:
         bot = context.bot
         chat = update.effective_chat
         assert chat is not None
         query = update.callback_query
         if query is not None:
             toast = self._renderer.toast(reply.language, reply.toast) if reply.toast else None
-            await query.answer(toast)
+            try:
+                await query.answer(toast)
+            except BadRequest as error:
+                # Too old to answer (a press replayed after a restart): only the spinner is lost.
+                log.warning("could not answer the press: %s", error.message)
             await self._update_pressed(query, reply)
         if reply.close_reply_keyboard:
-            await _send(bot, chat.id, self._renderer.noted(reply.language))
+            await self.send(bot, chat.id, self._renderer.noted(reply.language))
         for screen in reply.screens:
-            address = "tu"
-            if isinstance(screen, Summary):
-                address = FLOWS[screen.state.flow].address
-            await _send(bot, chat.id, self._renderer.screen(reply.language, screen, address))
+            await self.send(bot, chat.id, self._render(reply, screen))
 
     async def _update_pressed(self, query: CallbackQuery, reply: Reply) -> None:
         message = query.message
@@ -268,6 +303,11 @@ class Handlers:
                 log.warning("could not update the pressed message: %s", error.message)
         except TelegramError as error:
             log.warning("could not update the pressed message: %s", type(error).__name__)
+
+    @staticmethod
+    async def send(bot: Bot, chat_id: int, message: Rendered) -> None:
+        """A message to the person in front of the chat, with a few quick retries on 5xx."""
+        await _send(bot, chat_id, message)
 
 
 def _payload(update: Update) -> str | None:

@@ -8,11 +8,16 @@ messages in a row occupies one slot, not twenty, and cannot starve the others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+if TYPE_CHECKING:
+    from bot.inbox import Outcome, UpdateInbox
+
+T = TypeVar("T")
 
 
 def chat_key(update: object) -> int | None:
@@ -34,18 +39,33 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         self._running = asyncio.Semaphore(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._holders: dict[int, int] = {}
+        # Set once the application is built: each update is run through the inbox.
+        self.inbox: UpdateInbox | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Polling and replays: PTB hands over each update it takes from its queue."""
+        inbox = self.inbox
+        if inbox is None or not isinstance(update, Update):
+            await self._in_order(update, lambda: coroutine)
+            return
+        await self._in_order(update, lambda: inbox.run(update, coroutine))
+
+    async def process_webhook(self, update: Update, coroutine: Awaitable[Any]) -> Outcome:
+        """A POSTed update, in its chat's order; says whether Telegram must send it again."""
+        assert self.inbox is not None
+        inbox = self.inbox
+        return await self._in_order(update, lambda: inbox.run(update, coroutine, webhook=True))
+
+    async def _in_order(self, update: object, run: Callable[[], Awaitable[T]]) -> T:
         key = chat_key(update)
         if key is None:
             async with self._running:
-                await coroutine
-            return
+                return await run()
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._holders[key] = self._holders.get(key, 0) + 1
         try:
             async with lock, self._running:
-                await coroutine
+                return await run()
         finally:
             self._holders[key] -= 1
             if self._holders[key] == 0:

@@ -31,7 +31,12 @@ class Job:
 
 
 class Timers:
-    def __init__(self, services: Services, on_outbox: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        on_outbox: Callable[[], None],
+        extra: tuple[Job, ...] = (),
+    ) -> None:
         policy = services.policy
         unit_of_work = services.unit_of_work
 
@@ -48,6 +53,7 @@ class Timers:
             Job("silence", timedelta(seconds=services.settings.timer_seconds), silence),
             Job("waiting list", waiting_list.EVERY, waiting),
             Job("retention", RETENTION_EVERY, retention),
+            *extra,
         )
         self._clock = services.clock
         self._on_outbox = on_outbox

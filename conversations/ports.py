@@ -8,7 +8,7 @@ into Bot API calls (or HTTP POSTs) when it sends them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -188,6 +188,31 @@ class ProfileRepository(Protocol):
     async def waiting_ids(self, limit: int) -> list[int]: ...
 
 
+@dataclass(frozen=True)
+class InboxEntry:
+    """An update received and not yet done, as stored (its body is Telegram's JSON)."""
+
+    update_id: int
+    body: dict[str, Any] | None
+    attempts: int
+    failed: bool
+    claimed_at: datetime
+
+
+class InboxRepository(Protocol):
+    async def store(
+        self, updates: Sequence[tuple[int, dict[str, Any]]], now: datetime
+    ) -> dict[int, InboxEntry]: ...
+    async def claim_stale(
+        self, before: datetime, now: datetime, limit: int
+    ) -> list[InboxEntry]: ...
+    async def touch(self, update_ids: Sequence[int], now: datetime) -> None: ...
+    async def attempt_failed(self, update_id: int, now: datetime) -> int: ...
+    async def give_up(self, update_id: int, now: datetime) -> None: ...
+    async def done(self, update_ids: Sequence[int]) -> None: ...
+    async def forget_before(self, moment: datetime) -> int: ...
+
+
 class UpdateLog(Protocol):
     async def seen(self, update_id: int) -> bool: ...
     def record(self, update_id: int, now: datetime) -> None: ...
@@ -297,6 +322,7 @@ class UnitOfWork(Protocol):
     invites: InviteRepository
     handoffs: HandoffRepository
     outbox: Outbox
+    inbox: InboxRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

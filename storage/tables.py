@@ -160,6 +160,20 @@ processed_updates = Table(
     _moment("processed_at"),
 )
 
+# Updates received and not yet done (handled and answered): stored before Telegram is told they
+# arrived, replayed after a crash. A row that keeps failing is given up: its body goes.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("update_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("body", JSON),
+    _moment("received_at"),
+    # Who holds it: refreshed when a process (re)takes a stale row, so two do not replay it.
+    _moment("claimed_at", index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    _moment("failed_at", nullable=True),
+)
+
 # Where people go and give up. No person id: these counts outlive an erasure.
 funnel_events = Table(
     "funnel_events",

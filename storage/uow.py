@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from conversations import ports
 from storage.handoffs import CoordinatorRepository, HandoffRepository, InviteRepository
+from storage.inbox import InboxRepository
 from storage.outbox import OutboxRepository
 from storage.repositories import (
     CatalogRepository,
@@ -53,6 +54,7 @@ class UnitOfWork:
     invites: ports.InviteRepository
     handoffs: ports.HandoffRepository
     outbox: ports.Outbox
+    inbox: ports.InboxRepository
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None
@@ -83,6 +85,7 @@ class UnitOfWork:
         self.invites = InviteRepository(self._session)
         self.handoffs = HandoffRepository(self._session)
         self.outbox = OutboxRepository(self._session)
+        self.inbox = InboxRepository(self._session)
         return self
 
     async def __aexit__(

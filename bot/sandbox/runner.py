@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 SANDBOX_TOKEN = "123456:SANDBOX"
-# The bot's own command line asks for these two only; the sandbox polls exactly as production.
-ALLOWED_UPDATES = ["message", "callback_query"]
 API_PREFIX = "/sandbox/api/"
 # The page's scripts, styles and the bot's rebuilt HTML come from this server and nowhere else.
 CSP = (
@@ -68,6 +66,7 @@ class Sandbox:
         self._on_ready = on_ready
         self._emulator: BotApiEmulator | None = None
         self._application: Application | None = None  # type: ignore[type-arg]
+        self._bot: TelegramBot | None = None
         self._lock = asyncio.Lock()
         # API calls wait while a reset swaps the emulator, instead of reaching a stopped one.
         self._live = asyncio.Event()
@@ -129,11 +128,9 @@ class Sandbox:
             self._application = application
             if application.post_init is not None:
                 await application.post_init(application)
-            assert application.updater is not None
-            await application.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
-            )
             await application.start()
+            await bot.poller.start()
+            self._bot = bot
             await _join_coordinator(bot, emulator)
             if self._on_ready is not None:
                 await self._on_ready(emulator)
@@ -146,9 +143,10 @@ class Sandbox:
     async def _stop(self) -> None:
         self._live.clear()
         application, self._application = self._application, None
+        bot, self._bot = self._bot, None
         if application is not None:
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+            if bot is not None:
+                await bot.poller.stop()
             if application.running:
                 await application.stop()
                 if application.post_stop is not None:

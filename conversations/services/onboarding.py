@@ -18,10 +18,12 @@ from conversations.entities import (
     Milestone,
     Person,
     Profile,
+    ProfileStatus,
     answers_to_json,
 )
 from conversations.flows import CONSENT_VERSION, FLOWS
 from conversations.geography import department_of
+from conversations.handoff import HandoffStatus
 from conversations.matching import MatchResult
 from conversations.model import (
     Ask,
@@ -40,6 +42,7 @@ from conversations.ports import Localize, UnitOfWork
 from conversations.services.actions import ChooseFlow, ChooseLanguage
 from conversations.services.handoffs import route
 from conversations.services.policy import Policy
+from conversations.services.privacy import HANDOFF_STATES
 from conversations.services.replies import Button, Notice, Reply, Screen, Sender
 from conversations.text import LANGUAGES, Lines, _
 
@@ -128,6 +131,22 @@ COORDINATOR_HELLO = _(
 )
 
 
+REQUEST_SENT = {
+    "mentee": _("Ta demande a bien été envoyée à <b>%(association)s</b> : %(status)s."),
+    "mentor": _("Votre inscription a bien été envoyée à <b>%(association)s</b> : %(status)s."),
+}
+REQUEST_WAITING = {
+    "mentee": _(
+        "Ta demande est bien enregistrée, sur la liste d'attente : l'équipe du Collectif cherche "
+        "une association qui peut t'accompagner."
+    ),
+    "mentor": _(
+        "Votre inscription est bien enregistrée, sur la liste d'attente : l'équipe du Collectif "
+        "cherche une association qui peut vous accueillir."
+    ),
+}
+
+
 def welcome(language: str) -> Reply:
     return Reply(language, screens=(Notice(WELCOME, FLOW_BUTTONS),))
 
@@ -148,7 +167,37 @@ async def start(
     if conversation is not None:
         outcome = engine.current(FLOWS[conversation.flow], conversation.state())
         return Reply(language, screens=(Notice(WELCOME_BACK), *_screens(outcome)))
+    status = await request_status(uow, person)
+    if status is not None:
+        # Already signed up: where the request stands first, then the usual choices.
+        return Reply(language, screens=(status, Notice(WELCOME, FLOW_BUTTONS)))
     return welcome(language)
+
+
+async def request_status(uow: UnitOfWork, person: Person) -> Notice | None:
+    """Where the person's latest request stands: which association has it, and what became of it."""
+    profiles = await uow.profiles.for_person(person)
+    if not profiles:
+        return None
+    profile = profiles[-1]
+    handoffs = await uow.handoffs.of_profile(profile.id)
+    record = await uow.catalog.get(handoffs[-1].association_id) if handoffs else None
+    if profile.status == ProfileStatus.WAITING or not handoffs or record is None:
+        return Notice(REQUEST_WAITING[profile.role])
+    status = HANDOFF_STATES[HandoffStatus(handoffs[-1].status)]
+    return Notice(REQUEST_SENT[profile.role].fmt(association=record.name, status=status))
+
+
+async def resume(
+    uow: UnitOfWork, person: Person, conversation: Conversation | None, language: str
+) -> Reply:
+    """What the person should be looking at now, for a reply lost in a crash: the question they
+    are at, or where their request stands; nothing when there is nothing to pick up."""
+    if conversation is not None:
+        outcome = engine.current(FLOWS[conversation.flow], conversation.state())
+        return Reply(language, screens=_screens(outcome))
+    status = await request_status(uow, person)
+    return Reply(language, screens=(status,) if status is not None else ())
 
 
 def choose_flow(

@@ -77,6 +77,17 @@ async def handle(
     raise RuntimeError(f"update {sender.update_id} kept conflicting")
 
 
+async def resume(unit_of_work: UnitOfWorkFactory, telegram_id: int) -> Reply:
+    """The reply a person is owed after a crash (their update was handled, its answer lost)."""
+    async with unit_of_work() as uow:
+        person = await uow.people.by_telegram_id(telegram_id)
+        if person is None:
+            return Reply(language="fr")
+        language = pick_language(person.language, person.telegram_language)
+        conversation = await uow.conversations.active_for(person)
+        return await onboarding.resume(uow, person, conversation, language)
+
+
 async def forget_old_updates(unit_of_work: UnitOfWorkFactory, now: datetime) -> int:
     async with unit_of_work() as uow:
         removed = await uow.updates.forget_before(now - UPDATE_IDS_KEPT)

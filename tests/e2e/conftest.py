@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
 
 from bot.app import TelegramBot, build_bot
+from bot.polling import running
 from bot.sandbox.emulator import BotApiEmulator, EmulatedUser
 from bot.sandbox.models import ChatMessage
 from bot.settings import Settings
@@ -28,27 +28,6 @@ def settings_for(emulator: BotApiEmulator, database_url: str) -> Settings:
         telegram_api_base_url=emulator.base_url,
         database_url=database_url,
     )
-
-
-@asynccontextmanager
-async def running(bot: TelegramBot) -> AsyncIterator[TelegramBot]:
-    """What run_polling does around start and stop, driven step by step inside the test's loop."""
-    application = bot.application
-    async with application:
-        assert application.post_init is not None
-        await application.post_init(application)
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=1)
-        try:
-            yield bot
-        finally:
-            await application.updater.stop()
-            await application.stop()
-            assert application.post_stop is not None
-            await application.post_stop(application)
-    assert application.post_shutdown is not None
-    await application.post_shutdown(application)
 
 
 @pytest.fixture

