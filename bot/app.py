@@ -12,7 +12,7 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot.handlers import Handlers
-from bot.inbox import STALE_AFTER, UpdateInbox
+from bot.inbox import UpdateInbox
 from bot.polling import InboxPoller
 from bot.processor import PerChatUpdateProcessor
 from bot.relay import Relay
@@ -140,6 +140,8 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
         await inbox.forget_given_up()
         return await inbox.replay_stale()
 
-    timers = Timers(services, on_outbox=relay.wake, extra=(Job("inbox", STALE_AFTER, take_over),))
+    timers = Timers(
+        services, on_outbox=relay.wake, extra=(Job("inbox", inbox.stale_after, take_over),)
+    )
     poller = InboxPoller(application, inbox)
     return TelegramBot(application, services, relay, timers, handlers, inbox, poller)

@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 
 # Tries at one update, counted in the database (webhook redeliveries included).
 MAX_ATTEMPTS = 3
-# A row not finished for this long belongs to a process that died (or lost its answer).
-STALE_AFTER = timedelta(seconds=30)
 REPLAY_BATCH = 100
 # Given-up updates are remembered as long as Telegram may send them again.
 FAILED_KEPT = timedelta(days=2)
@@ -63,6 +61,8 @@ class UpdateInbox:
         self._handlers = handlers
         self._renderer = renderer
         self._retry_pause = retry_pause
+        # A row not finished for this long belongs to a process that died (or lost its answer).
+        self.stale_after = timedelta(seconds=services.settings.inbox_takeover_seconds)
         self._done: set[int] = set()
         self._done_written = asyncio.Event()
         self._wake = asyncio.Event()
@@ -91,7 +91,7 @@ class UpdateInbox:
             elif entry.failed:
                 self._held.discard(update.update_id)
                 log.info("update %s was given up before: acknowledged", update.update_id)
-            elif entry.claimed_at <= now - STALE_AFTER:
+            elif entry.claimed_at <= now - self.stale_after:
                 # Sent again long after: whoever had it died; handle it as a replay.
                 self.replaying.add(update.update_id)
                 fresh.append(update)
@@ -198,9 +198,11 @@ class UpdateInbox:
 
     # --- what a dead process left -------------------------------------------------------------
 
-    async def replay_stale(self, older_than: timedelta = STALE_AFTER) -> int:
+    async def replay_stale(self, older_than: timedelta | None = None) -> int:
         """Take over the rows nobody finished: replay each through the application (in chat
         order); a duplicate among them gets its person's question back."""
+        if older_than is None:
+            older_than = self.stale_after
         now = self._clock()
         async with self._uow() as uow:
             await uow.inbox.touch(sorted(self._held), now)

@@ -31,6 +31,11 @@ from conversations.services.policy import Policy
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = timedelta(minutes=10)
+# Telegram may take its time to answer, and a message it delivered but answered too late would be
+# sent again: wait well past PTB's 5 s before calling a send failed. What is left is documented in
+# the README (a card can show twice only if Telegram delivered it and then answered 5xx, or no
+# answer came within this time).
+SEND_READ_TIMEOUT = 30.0
 
 
 class Undeliverable(Exception):
@@ -149,6 +154,7 @@ class Relay:
                     message_id=message.message_id,
                     reply_markup=rendered.markup,  # type: ignore[arg-type]
                     parse_mode=ParseMode.HTML,
+                    read_timeout=SEND_READ_TIMEOUT,
                 )
             except BadRequest as error:
                 # Already as wanted (an earlier attempt went through): that is a success.
@@ -156,7 +162,11 @@ class Relay:
                     raise
             return message.message_id
         sent = await self._bot.send_message(
-            message.chat_id, rendered.text, reply_markup=rendered.markup, parse_mode=ParseMode.HTML
+            message.chat_id,
+            rendered.text,
+            reply_markup=rendered.markup,
+            parse_mode=ParseMode.HTML,
+            read_timeout=SEND_READ_TIMEOUT,
         )
         return sent.message_id
 

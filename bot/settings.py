@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     timer_seconds: float = Field(default=60, gt=0)
     # A dispatcher that dies mid-send leaves its messages to another after this long.
     outbox_lease_seconds: float = Field(default=60, gt=0)
+    # An update a process stored but did not finish for this long is taken over by another
+    # (its process died): replayed, or its reply sent again.
+    inbox_takeover_seconds: float = Field(default=30, gt=0)
     # Telegram's flood limit (~30 messages a second per bot); 0 lifts it (a local Bot API server).
     telegram_max_requests_per_second: float = Field(default=30, ge=0)
     # Updates of different chats handled at once; one chat's updates are always in order.

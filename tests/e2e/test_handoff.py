@@ -549,3 +549,23 @@ async def test_a_released_contact_is_not_rerouted_at_once_for_its_age(
     assert await chase_silence(app, clock()) == 0
     [handoff] = await handoffs_in_db(app)
     assert handoff.status == "delivered"
+
+
+async def test_a_card_telegram_answers_slowly_reaches_the_coordinator_once(
+    app: TelegramBot,
+    emulator: BotApiEmulator,
+    person: Callable[..., Chat],
+) -> None:
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
+    # Telegram answers after 6 s, past PTB's 5 s default: a send that gave up then would retry
+    # and show the card twice.
+    emulator.faults.add(method="sendMessage", delay=6, chat_id=camille.user.id)
+    await complete_sign_up(person)
+    await camille.user.wait_for_message(lambda m: "Nouveau contact" in (m.text or ""), timeout=15)
+    await asyncio.sleep(1.0)
+    app.relay.wake()
+    await asyncio.sleep(1.0)
+    cards = [m for m in camille.user.messages if "Nouveau contact" in (m.text or "")]
+    assert len(cards) == 1
+    sent = emulator.calls("sendMessage", chat_id=camille.user.id)
+    assert len([c for c in sent if "Nouveau contact" in str(c.params.get("text"))]) == 1
