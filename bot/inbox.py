@@ -77,26 +77,29 @@ class UpdateInbox:
 
     async def store(self, updates: list[Update]) -> list[Update]:
         """Keep the updates before Telegram is told they arrived; returns those to handle now
-        (not the ones already given up, nor those another process is handling right now)."""
+        (not the ones already given up)."""
         now = self._clock()
+        taken_over = set()
         async with self._uow() as uow:
             known = await uow.inbox.store([(u.update_id, u.to_dict()) for u in updates], now)
+            for held in known.values():
+                # Sent again long after: whoever had it died. Claimed here, so that no other
+                # process replays it too.
+                if not held.failed and await uow.inbox.take_over(
+                    held.update_id, now - self.stale_after, now
+                ):
+                    taken_over.add(held.update_id)
             await uow.commit()
         fresh = []
         for update in updates:
-            self._held.add(update.update_id)
             entry = known.get(update.update_id)
-            if entry is None:
-                fresh.append(update)
-            elif entry.failed:
-                self._held.discard(update.update_id)
+            if entry is not None and entry.failed:
                 log.info("update %s was given up before: acknowledged", update.update_id)
-            elif entry.claimed_at <= now - self.stale_after:
-                # Sent again long after: whoever had it died; handle it as a replay.
+                continue
+            self._held.add(update.update_id)
+            if update.update_id in taken_over:
                 self.replaying.add(update.update_id)
-                fresh.append(update)
-            else:
-                fresh.append(update)
+            fresh.append(update)
         return fresh
 
     # --- handling -------------------------------------------------------------------------------

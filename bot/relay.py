@@ -73,6 +73,7 @@ class Relay:
         self._idle = idle_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Something was enqueued: deliver now rather than at the next idle tick."""
@@ -80,17 +81,26 @@ class Relay:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, patience: float = 10.0) -> None:
+        """Finish the delivery under way, then stop. Not a bare cancel: on Python 3.11,
+        `wait_for` can swallow a cancellation that comes as its wait ends (a wake-up at the same
+        moment), and the loop would go on forever."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        _done, late = await asyncio.wait({task}, timeout=patience)
+        for pending in late:
+            pending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await pending
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 delivered = await self.deliver_due()
             except asyncio.CancelledError:

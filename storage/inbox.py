@@ -63,6 +63,19 @@ class InboxRepository:
             for update_id, body, attempts, failed_at, claimed_at in rows
         ]
 
+    async def take_over(self, update_id: int, before: datetime, now: datetime) -> bool:
+        """Claim one row nobody touched since `before`; False when another process just did."""
+        result = await self._session.execute(
+            update(inbox)
+            .where(
+                inbox.c.update_id == update_id,
+                inbox.c.claimed_at < before,
+                inbox.c.failed_at.is_(None),
+            )
+            .values(claimed_at=now)
+        )
+        return rowcount(result) == 1
+
     async def claim_stale(self, before: datetime, now: datetime, limit: int) -> list[InboxEntry]:
         """Rows nobody finished since `before` (their process died): this one takes them over."""
         rows = await self._session.execute(
