@@ -34,6 +34,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/python tools/check_compose.py compose.yaml
 
 format: install
 	$(BIN)/ruff check --fix .

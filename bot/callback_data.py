@@ -2,10 +2,13 @@
 
 Telegram caps callback_data at 64 bytes, so each action is a one-letter tag and short fields. A
 button always names the step it answers, so a press on an old message is recognised as stale.
-Decoding is strict: anything we never produced (forged, obsolete) decodes to None.
+Decoding is strict: anything we never produced (forged, obsolete) decodes to None, and it never
+raises, whatever string a client sends.
 """
 
 from __future__ import annotations
+
+import re
 
 from conversations.handoff import DECLINE_REASONS, HandoffVerb
 from conversations.model import (
@@ -30,9 +33,16 @@ from conversations.services.actions import (
 )
 
 CALLBACK_DATA_MAX_BYTES = 64
+# handoffs.id is a PostgreSQL integer (int4): a larger id can only be forged, and would make the
+# query fail instead of finding nothing.
+HANDOFF_ID_MAX = 2**31 - 1
 _VERBS = {verb.value: verb for verb in HandoffVerb}
 _DECLINE_REASONS = frozenset(choice.value for choice in DECLINE_REASONS)
 _SEP = "|"
+# Ids as we write them: ASCII digits, no leading zero, at most ten (int4's 2147483647).
+_ID = re.compile(r"[1-9][0-9]{0,9}")
+# Step keys, choice values, flows, languages and invite tokens are all identifiers of this kind.
+_FIELD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def encode(action: Action) -> str:
@@ -40,6 +50,9 @@ def encode(action: Action) -> str:
     data = _encode(action)
     if len(data.encode()) > CALLBACK_DATA_MAX_BYTES:
         raise ValueError(f"callback_data over {CALLBACK_DATA_MAX_BYTES} bytes: {data!r}")
+    if decode(data) != action:
+        # What decode refuses would be a dead button: fail where the button is made instead.
+        raise ValueError(f"callback_data that would not decode back: {data!r}")
     return data
 
 
@@ -61,8 +74,9 @@ def _encode(action: Action) -> str:
             return "jn"
         case Answer(ChoiceInput(step, value)):
             return f"s{_SEP}{step}{_SEP}{value}"
-        case Answer(ToggleInput(step, value)):
-            return f"t{_SEP}{step}{_SEP}{value}"
+        case Answer(ToggleInput(step, value, select)):
+            flag = "" if select is None else f"{_SEP}{int(select)}"
+            return f"t{_SEP}{step}{_SEP}{value}{flag}"
         case Answer(DoneInput(step)):
             return f"d{_SEP}{step}"
         case Answer(BackInput(step)):
@@ -78,7 +92,14 @@ def _encode(action: Action) -> str:
 
 def decode(data: str) -> Action | None:
     """The action a button press asks for, or None for data we never produced."""
+    # Telegram never delivers more than 64 bytes; "surrogatepass" so that no str can raise.
+    if len(data) > CALLBACK_DATA_MAX_BYTES:
+        return None
+    if len(data.encode("utf-8", "surrogatepass")) > CALLBACK_DATA_MAX_BYTES:
+        return None
     tag, *fields = data.split(_SEP)
+    if not all(_FIELD.fullmatch(field) for field in fields):
+        return None
     match tag, fields:
         case "f", [flow]:
             return ChooseFlow(flow)
@@ -88,12 +109,14 @@ def decode(data: str) -> Action | None:
             return ConfirmErase()
         case "k", []:
             return KeepData()
-        case "h", [verb, handoff_id] if handoff_id.isdigit() and verb in _VERBS:
-            return ActOnHandoff(int(handoff_id), _VERBS[verb])
+        case "h", [verb, handoff_id] if verb in _VERBS:
+            number = _handoff_id(handoff_id)
+            return None if number is None else ActOnHandoff(number, _VERBS[verb])
         case "h", [verb, handoff_id, reason] if (
-            handoff_id.isdigit() and verb == HandoffVerb.DECLINE and reason in _DECLINE_REASONS
+            verb == HandoffVerb.DECLINE and reason in _DECLINE_REASONS
         ):
-            return ActOnHandoff(int(handoff_id), HandoffVerb.DECLINE, reason)
+            number = _handoff_id(handoff_id)
+            return None if number is None else ActOnHandoff(number, HandoffVerb.DECLINE, reason)
         case "j", [token]:
             return ConfirmJoin(token)
         case "jn", []:
@@ -102,6 +125,8 @@ def decode(data: str) -> Action | None:
             return Answer(ChoiceInput(step, value))
         case "t", [step, value]:
             return Answer(ToggleInput(step, value))
+        case "t", [step, value, ("0" | "1") as flag]:
+            return Answer(ToggleInput(step, value, select=flag == "1"))
         case "d", [step]:
             return Answer(DoneInput(step))
         case "b", [step]:
@@ -113,3 +138,11 @@ def decode(data: str) -> Action | None:
         case "c", []:
             return Answer(ConfirmInput())
     return None
+
+
+def _handoff_id(field: str) -> int | None:
+    """A handoff id we could have written; bounded before int() reads it."""
+    if not _ID.fullmatch(field):
+        return None
+    number = int(field)
+    return number if number <= HANDOFF_ID_MAX else None

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,16 +23,75 @@ from storage.migrate import upgrade
 log = logging.getLogger("mentorat-bot")
 
 
+# Libraries that write what logs must never carry, held at these levels whatever LOG_LEVEL says:
+# python-telegram-bot logs every request's parameters (texts, names, phones), every update and
+# the Bot API URL (which contains the token) at DEBUG; httpx logs each request's URL at INFO;
+# aiosqlite logs each statement with its parameters at DEBUG, SQLAlchemy at INFO.
+LIBRARY_LEVELS = {
+    "telegram": logging.INFO,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
+    "alembic": logging.WARNING,
+}
+# PTB's loggers (telegram/_utils/logging.py names them after their class). Even above DEBUG a few
+# of their messages quote content: a Bot API answer that is not JSON, updates PTB cannot parse.
+TELEGRAM_LOGGERS = (
+    "telegram",
+    "telegram.Bot",
+    "telegram.ext",
+    "telegram.ext.ExtBot",
+    "telegram.ext.Application",
+    "telegram.ext.Updater",
+    "telegram.ext.AIORateLimiter",
+    "telegram.ext.JobQueue",
+    "telegram.request.BaseRequest",
+    "telegram.request.HTTPXRequest",
+)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# A bot token is "<bot id>:<35 characters>"; in an exception's text it would be in a URL.
+_BOT_TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z%]")
+
+
+class NoContent(logging.Filter):
+    """On PTB's loggers: no DEBUG record at all, and no argument other than a number in the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return False
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        if record.args and not all(isinstance(arg, int | float) or arg is None for arg in args):
+            record.msg = _PLACEHOLDER.sub(
+                lambda m: "%" if m.group() == "%%" else "(not logged)", str(record.msg)
+            )
+            record.args = None
+        return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Whatever slips through (an exception quoting a Bot API URL) loses its bot token."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _BOT_TOKEN.sub("<bot token>", super().format(record))
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # At INFO, httpx logs every request URL, and Bot API URLs contain the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    root = logging.getLogger()
+    had_handlers = bool(root.handlers)
+    logging.basicConfig(format=LOG_FORMAT)
+    if not had_handlers:
+        for handler in root.handlers:
+            handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+    # Set even when a handler was there before (basicConfig then does nothing at all).
+    root.setLevel(level.upper())
+    for name, floor in LIBRARY_LEVELS.items():
+        logging.getLogger(name).setLevel(max(root.level, floor))
+    for name in TELEGRAM_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, NoContent) for existing in logger.filters):
+            logger.addFilter(NoContent())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,6 +323,16 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
 
 def run(settings: Settings) -> int:
     if settings.telegram_bot_token is None:
+        if not settings.allow_sandbox:
+            # The image's setting: a forgotten token must not put a test chat on a public port.
+            print(
+                "mentorat-bot: TELEGRAM_BOT_TOKEN is not set. Put the token from @BotFather in "
+                "TELEGRAM_BOT_TOKEN; the sandbox (a test chat anyone reaching "
+                f"{settings.web_host}:{settings.web_port} could read) starts without it only "
+                "with ALLOW_SANDBOX=true.",
+                file=sys.stderr,
+            )
+            return 2
         from bot.sandbox.runner import serve
 
         # Never DATABASE_URL: the page's reset button empties the sandbox's database.
@@ -277,11 +347,7 @@ def run(settings: Settings) -> int:
 
         asyncio.run(run_webhook(settings))
         return 0
-    from bot.app import build_bot
+    from bot.polling import run_polling
 
-    application = build_bot(settings).application
-    # Updates that arrived while the bot was down are kept: nobody's answer is dropped.
-    application.run_polling(
-        drop_pending_updates=False, allowed_updates=["message", "callback_query"]
-    )
+    asyncio.run(run_polling(settings))
     return 0

@@ -54,10 +54,18 @@ class Handlers:
         # Updates the inbox replays after a crash (shared with it): a duplicate among them was
         # handled but maybe not answered, so its person gets their current question again.
         self.replaying: set[int] = set()
+        # Already handled, by this process or another: nothing shown.
+        self.duplicates: set[int] = set()
 
     def take_failure(self, update_id: int) -> bool:
         if update_id in self.failed_updates:
             self.failed_updates.discard(update_id)
+            return True
+        return False
+
+    def take_duplicate(self, update_id: int) -> bool:
+        if update_id in self.duplicates:
+            self.duplicates.discard(update_id)
             return True
         return False
 
@@ -233,6 +241,8 @@ class Handlers:
         if reply.duplicate:
             if update.update_id in self.replaying:
                 await self._resume(update, context)
+            else:
+                self.duplicates.add(update.update_id)
             return
         try:
             await self._show_reply(update, context, reply)

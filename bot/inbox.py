@@ -72,6 +72,8 @@ class UpdateInbox:
         # Rows this process holds (stored or taken over, not done): kept fresh so that no
         # other process takes them over while they wait in a busy chat's queue.
         self._held: set[int] = set()
+        # Redeliveries of rows another process stored and has not finished.
+        self._elsewhere: set[int] = set()
 
     # --- receiving ------------------------------------------------------------------------------
 
@@ -99,6 +101,8 @@ class UpdateInbox:
             self._held.add(update.update_id)
             if update.update_id in taken_over:
                 self.replaying.add(update.update_id)
+            elif entry is not None:
+                self._elsewhere.add(update.update_id)
             fresh.append(update)
         return fresh
 
@@ -115,7 +119,14 @@ class UpdateInbox:
                     # Handled, but its reply did not go: left to the recovery, once stale.
                     self._held.discard(update_id)
                     return Outcome.DONE
+                if self._handlers.take_duplicate(update_id) and update_id in self._elsewhere:
+                    # Sent again while another process (maybe dead) holds it: its reply may
+                    # never have gone. Its row stays, and goes stale unless that one finishes.
+                    self._elsewhere.discard(update_id)
+                    self._held.discard(update_id)
+                    return Outcome.DONE
                 self.replaying.discard(update_id)
+                self._elsewhere.discard(update_id)
                 self.mark_done(update_id)
                 return Outcome.DONE
             try:

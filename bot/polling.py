@@ -54,6 +54,11 @@ class InboxPoller:
         self.running = True
         self._task = asyncio.create_task(self._poll(), name="inbox-poller")
 
+    @property
+    def alive(self) -> bool:
+        """Started and still polling (it stops for good when Telegram refuses the token)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         self.running = False
         if self._task is not None:
@@ -113,6 +118,7 @@ async def run_polling(
 ) -> None:
     """The bot in polling mode until SIGINT/SIGTERM (or `stop`): what `mentorat-bot run` runs."""
     from bot.app import build_bot
+    from bot.web import operations_server
 
     bot = build_bot(settings)
     if stop is None:
@@ -120,7 +126,7 @@ async def run_polling(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    async with running(bot):
+    async with running(bot), operations_server(bot, settings):
         log.info("polling mode: @%s is ready", bot.application.bot.username)
         if ready is not None:
             ready.set()

@@ -98,7 +98,14 @@ class Renderer:
             if ask.step.kind is StepKind.MULTI:
                 mark = "☑️" if choice.value in ask.selected else "⬜"
                 rows.append(
-                    [self._button(f"{mark} {label}", Answer(ToggleInput(step, choice.value)))]
+                    [
+                        self._button(
+                            f"{mark} {label}",
+                            Answer(
+                                ToggleInput(step, choice.value, choice.value not in ask.selected)
+                            ),
+                        )
+                    ]
                 )
             else:
                 mark = "✓ " if choice.value in ask.selected else ""

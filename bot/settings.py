@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     # public HTTPS URL, which a reverse proxy forwards to WEB_HOST:WEB_PORT (same path).
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
-    # Without a token, `run` serves the sandbox page here, on its own database.
+    # Without a token, `run` serves the sandbox page here, on its own database; the image sets
+    # ALLOW_SANDBOX=false, so that a forgotten token is an error, never a public test chat.
+    allow_sandbox: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=1, le=65535)
     sandbox_database_url: str = "sqlite+aiosqlite:///data/sandbox.db"

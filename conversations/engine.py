@@ -154,7 +154,7 @@ def _at_step(
             return Stale(state)
         return _record(flow, state, step, _choice_value(step, choice.value))
     if isinstance(given, ToggleInput):
-        return _toggle(flow, state, step, given.value)
+        return _toggle(flow, state, step, given.value, given.select)
     if isinstance(given, DoneInput):
         return _done(flow, state, step)
     if isinstance(given, ContactInput):
@@ -196,18 +196,18 @@ def _validated(flow: Flow, state: ConversationState, step: Step, raw: str) -> Ou
     return _record(flow, state, step, value)
 
 
-def _toggle(flow: Flow, state: ConversationState, step: Step, value: str) -> Ask | Stale:
+def _toggle(
+    flow: Flow, state: ConversationState, step: Step, value: str, select: bool | None = None
+) -> Ask | Stale:
     if step.kind is not StepKind.MULTI:
         return Stale(state)
     if value not in {c.value for c in step.choices_for(state.answers)}:
         return Stale(state)
+    chosen = value not in state.draft if select is None else select
     draft = (
-        tuple(v for v in state.draft if v != value)
-        if value in state.draft
-        else (
-            *state.draft,
-            value,
-        )
+        (*state.draft, value)
+        if chosen and value not in state.draft
+        else tuple(v for v in state.draft if v != value or chosen)
     )
     return _ask(flow, replace(state, draft=draft), step, in_place=True)
 
@@ -382,7 +382,10 @@ def match_choice(
     wanted = normalize(typed)
     if not wanted or not options:
         return None
-    if not exact_only and wanted.isdigit() and 1 <= int(wanted) <= len(options):
+    # An option's number: up to three ASCII digits. NFKD folds "⑳" to "20", and 2,151 of them
+    # to 4,302 digits, more than int() agrees to read.
+    number = wanted.isascii() and wanted.isdigit() and len(wanted) <= 3
+    if not exact_only and number and 1 <= int(wanted) <= len(options):
         return options[int(wanted) - 1]
     labels = [(option, normalize(localize(option.label))) for option in options]
     exact = [option for option, label in labels if label == wanted]

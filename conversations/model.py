@@ -150,6 +150,10 @@ class ChoiceInput:
 class ToggleInput:
     step: str
     value: str
+    # What the pressed button showed it would do (select, or unselect): a double tap, or a press
+    # on a keyboard drawn before the last change, then does what the person saw, not the opposite.
+    # None flips, as a plain toggle.
+    select: bool | None = None
 
 
 @dataclass(frozen=True)

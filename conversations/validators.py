@@ -16,7 +16,11 @@ NAME_MAX = 50
 # Only the young flow asks for someone else's number (a parent's), hence "tu".
 NOT_YOUR_NUMBER = _("C'est ton propre numéro : il me faut celui de ton parent.")
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '’.-][^\W\d_]+)*\.?$")
-_NUMBER = re.compile(r"\d+")
+# ASCII digits only, and at most three: int() never sees anything long or exotic.
+_NUMBER = re.compile(r"[0-9]+", re.ASCII)
+AGE_DIGITS_MAX = 3
+# Telegram caps a message at 4096 characters; no valid age or postal code comes near this.
+TYPED_NUMBER_MAX = 64
 
 
 def first_name(raw: str, _answers: Answers) -> Validation:
@@ -25,7 +29,8 @@ def first_name(raw: str, _answers: Answers) -> Validation:
         return Invalid(_("Il me faut un prénom, écrit en lettres."))
     if len(name) > NAME_MAX:
         return Invalid(_("C'est un peu long : 50 caractères au plus pour un prénom."))
-    if not _NAME.match(name):
+    # re's \w takes "²" or "⑳" for letters: numerals of any kind are refused explicitly.
+    if not _NAME.match(name) or any(ch.isnumeric() for ch in name):
         return Invalid(
             _("Un prénom s'écrit avec des lettres (les tirets et apostrophes vont bien).")
         )
@@ -35,7 +40,12 @@ def first_name(raw: str, _answers: Answers) -> Validation:
 def full_name(raw: str, answers: Answers) -> Validation:
     """A parent's first and last name: same rules as a first name, a little longer."""
     name = " ".join(unicodedata.normalize("NFC", raw).split())
-    if not name or len(name) > 2 * NAME_MAX or not _NAME.match(name):
+    if (
+        not name
+        or len(name) > 2 * NAME_MAX
+        or not _NAME.match(name)
+        or any(ch.isnumeric() for ch in name)
+    ):
         return Invalid(
             _("Le prénom et le nom s'écrivent en lettres, par exemple « Nadia Benali ».")
         )
@@ -44,19 +54,40 @@ def full_name(raw: str, answers: Answers) -> Validation:
 
 def age(raw: str, _answers: Answers) -> Validation:
     """An age in years, typed as "17" or "j'ai 17 ans"; bounds are the flow's business (exit_if)."""
-    numbers = _NUMBER.findall(_ascii_digits(raw))
-    if len(numbers) != 1 or not 0 < int(numbers[0]) < 120 or "-" + numbers[0] in raw:
+    typed = _ascii_digits(raw) if len(raw) <= TYPED_NUMBER_MAX else None
+    numbers = _NUMBER.findall(typed) if typed is not None else []
+    if (
+        typed is None
+        or len(numbers) != 1
+        or len(numbers[0]) > AGE_DIGITS_MAX
+        or not 0 < int(numbers[0]) < 120
+        or "-" + numbers[0] in typed
+    ):
         return Invalid(_("L'âge s'écrit en chiffres, par exemple 16."))
     return Valid(int(numbers[0]))
 
 
-def _ascii_digits(raw: str) -> str:
-    # A phone keyboard may type full-width or Arabic-Indic digits: read them as 0–9.
-    return "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in raw)
+def _ascii_digits(raw: str) -> str | None:
+    """`raw` with the decimal digits of any script as 0–9; None when it has other numerals.
+
+    A phone keyboard may type full-width or Arabic-Indic digits: those are read as 0–9.
+    Superscripts, circled numbers, fractions or Roman numerals ("²", "⑳", "½", "Ⅻ") are
+    refused rather than guessed, so that "3²" is never read as 32 or 3.
+    """
+    out = []
+    for ch in raw:
+        if "0" <= ch <= "9" or not ch.isnumeric():
+            out.append(ch)
+        elif ch.isdecimal():
+            out.append(str(unicodedata.decimal(ch)))
+        else:
+            return None
+    return "".join(out)
 
 
 def postal_code(raw: str, _answers: Answers) -> Validation:
-    code = re.sub(r"\s", "", _ascii_digits(raw))
+    typed = _ascii_digits(raw) if len(raw) <= TYPED_NUMBER_MAX else None
+    code = re.sub(r"\s", "", typed) if typed is not None else ""
     if not re.fullmatch(r"[0-9]{5}", code):
         return Invalid(_("Un code postal français a 5 chiffres, par exemple 93200."))
     if department_of(code) is None:
@@ -71,8 +102,8 @@ def phone(raw: str, answers: Answers) -> Validation:
 
     A local number is read in the numbering plan of where the person lives ("0692…" in Réunion).
     """
-    cleaned = _ascii_digits(raw.strip())
-    if len(cleaned) > 32:
+    cleaned = _ascii_digits(raw.strip()) if len(raw) <= TYPED_NUMBER_MAX else None
+    if cleaned is None or len(cleaned) > 32:
         return Invalid(_("Ce numéro ne semble pas valide. Exemple : 06 12 34 56 78."))
     if cleaned.startswith("00"):
         cleaned = "+" + cleaned[2:]

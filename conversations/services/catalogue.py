@@ -10,11 +10,12 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from conversations.catalog import AssociationEntry, Catalog, load_catalog, to_association
 from conversations.entities import AssociationRecord
 from conversations.matching import Association
-from conversations.ports import CatalogChanges, UnitOfWorkFactory
+from conversations.ports import CatalogChanges, Conflict, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +24,21 @@ async def import_catalog(
     unit_of_work: UnitOfWorkFactory, catalog: Catalog, now: datetime, dry_run: bool = False
 ) -> CatalogChanges:
     """Upsert every association of the file; with `dry_run`, say what would change and keep nothing."""
-    entries = {
-        entry.slug: (entry.name, entry.model_dump(mode="json")) for entry in catalog.associations
-    }
+    entries = {entry.slug: (entry.name, _stored(entry)) for entry in catalog.associations}
     async with unit_of_work() as uow:
         changes = await uow.catalog.upsert(entries, now)
         if not dry_run:
             await uow.commit()
     return changes
+
+
+def _stored(entry: AssociationEntry) -> dict[str, Any]:
+    """The entry as JSON, its webhook secret in clear: JSON mode would write pydantic's
+    "**********" mask, and the relay signs with what is stored."""
+    data = entry.model_dump(mode="json")
+    if entry.handoff.webhook_secret is not None:
+        data["handoff"]["webhook_secret"] = entry.handoff.webhook_secret.get_secret_value()
+    return data
 
 
 async def import_sample_if_empty(
@@ -39,7 +47,11 @@ async def import_sample_if_empty(
     async with unit_of_work() as uow:
         if not await uow.catalog.is_empty():
             return False
-    changes = await import_catalog(unit_of_work, load_catalog(path), now)
+    try:
+        changes = await import_catalog(unit_of_work, load_catalog(path), now)
+    except Conflict:
+        # Replicas starting together on an empty database: another one imported it first.
+        return False
     log.info("empty catalogue: imported %s associations", len(changes.added))
     return True
 

@@ -488,7 +488,9 @@ async def _silence(
             uow.handoffs.record(handoff, "reminded", now)
             hours = int(policy.silence.remind_after.total_seconds() // 3600)
             reminder = REMINDER.fmt(id=handoff.id, hours=hours)
-            await tell_coordinators(uow, record.id, f"remind:{handoff.id}", reminder, now)
+            await tell_coordinators(
+                uow, record.id, f"remind:{handoff.id}:{handoff.version}", reminder, now
+            )
         else:
             _move(uow, handoff, HandoffStatus.EXPIRED, now)
             await _after_move(uow, handoff, record, profile, now, policy)

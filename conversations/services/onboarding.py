@@ -192,12 +192,15 @@ async def resume(
     uow: UnitOfWork, person: Person, conversation: Conversation | None, language: str
 ) -> Reply:
     """What the person should be looking at now, for a reply lost in a crash: the question they
-    are at, or where their request stands; nothing when there is nothing to pick up."""
+    are at, where their request stands, or the welcome."""
     if conversation is not None:
         outcome = engine.current(FLOWS[conversation.flow], conversation.state())
         return Reply(language, screens=_screens(outcome))
     status = await request_status(uow, person)
-    return Reply(language, screens=(status,) if status is not None else ())
+    if status is None:
+        # Not started yet (the lost reply was the welcome, or help): the welcome, again.
+        return welcome(language)
+    return Reply(language, screens=(status,))
 
 
 def choose_flow(

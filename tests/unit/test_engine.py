@@ -433,6 +433,20 @@ def test_a_choice_that_is_not_offered_changes_nothing() -> None:
 # --- several answers -----------------------------------------------------------------------
 
 
+def test_a_double_tap_on_an_unticked_option_ticks_it_once_rather_than_undoing_it() -> None:
+    ask = mentee_at("needs")
+    select = ToggleInput("needs", "culture", select=True)
+
+    once = asking(advance(MENTEE, ask.state, select, localize), "needs")
+    twice = asking(advance(MENTEE, once.state, select, localize), "needs")
+    cleared = asking(
+        advance(MENTEE, twice.state, ToggleInput("needs", "culture", select=False), localize),
+        "needs",
+    )
+
+    assert (once.selected, twice.selected, cleared.selected) == (("culture",), ("culture",), ())
+
+
 def test_toggling_an_option_ticks_it_on_the_same_message() -> None:
     ask = mentee_at("needs")
 

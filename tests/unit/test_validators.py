@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conversations import validators
+from conversations.engine import match_choice
 from conversations.geography import department_of, is_overseas
-from conversations.model import Invalid, Valid, Validation
+from conversations.model import Answers, Choice, Invalid, Valid, Validation
+from conversations.text import _
+from tests.unit.helpers import localize
 
 
 def accepted(result: Validation) -> object:
@@ -50,7 +57,9 @@ def test_a_decomposed_accent_is_stored_composed() -> None:
     assert accepted(validators.first_name("Zoe\u0301", {})) == "Zo\u00e9"
 
 
-@pytest.mark.parametrize("typed", ["Zoé2", "1234", "😀", "Nadia 😀", "", "   ", "-", "Nadia--Li"])
+@pytest.mark.parametrize(
+    "typed", ["Zoé2", "1234", "😀", "Nadia 😀", "", "   ", "-", "Nadia--Li", "Zoé²", "⑳", "Ⅻ"]
+)
 def test_names_with_digits_emoji_or_nothing_are_refused(typed: str) -> None:
     refused(validators.first_name(typed, {}))
 
@@ -64,7 +73,7 @@ def test_a_parent_full_name_keeps_its_spacing_tidied() -> None:
     assert accepted(validators.full_name(" Samia   Benali ", {})) == "Samia Benali"
 
 
-@pytest.mark.parametrize("typed", ["", "Samia 2", "😀"])
+@pytest.mark.parametrize("typed", ["", "Samia 2", "😀", "Samia ½"])
 def test_a_parent_full_name_in_anything_but_letters_is_refused(typed: str) -> None:
     refused(validators.full_name(typed, {}))
 
@@ -77,8 +86,28 @@ def test_an_age_is_read_from_the_one_number_typed(typed: str, years: int) -> Non
     assert accepted(validators.age(typed, {})) == years
 
 
-@pytest.mark.parametrize("typed", ["abc", "17 18", "", "0", "120", "dix-sept"])
+@pytest.mark.parametrize("typed", ["abc", "17 18", "", "0", "120", "dix-sept", "-17", "0017"])
 def test_an_age_without_exactly_one_plausible_number_is_refused(typed: str) -> None:
+    refused(validators.age(typed, {}))
+
+
+@pytest.mark.parametrize(("typed", "years"), [("٣٣", 33), ("１７", 17), ("j'ai ١٦ ans", 16)])
+def test_an_age_typed_with_arabic_indic_or_full_width_digits_is_read(
+    typed: str, years: int
+) -> None:
+    assert accepted(validators.age(typed, {})) == years
+
+
+@pytest.mark.parametrize("typed", ["²", "3²", "⑳", "½", "Ⅻ", "١٧²", "-١٧"])
+def test_an_age_in_superscripts_circled_numbers_or_fractions_is_asked_again(typed: str) -> None:
+    refused(validators.age(typed, {}))
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["1" * 4301, "1" * 5000, "٣" * 5000, "²" * 4301, "⑳" * 2151, "17 " + "a" * 4093, "9" * 4096],
+)
+def test_an_age_of_thousands_of_digits_is_asked_again_without_a_crash(typed: str) -> None:
     refused(validators.age(typed, {}))
 
 
@@ -125,6 +154,11 @@ def test_postal_codes_of_departments_that_do_not_exist_are_refused(code: str) ->
     refused(validators.postal_code(code, {}))
 
 
+@pytest.mark.parametrize("code", ["9" * 5000, "⑳" * 2151, "٩٣²٠٠", "9320²", "93 200" + " " * 4000])
+def test_postal_codes_of_thousands_of_digits_or_superscripts_are_refused(code: str) -> None:
+    refused(validators.postal_code(code, {}))
+
+
 @pytest.mark.parametrize("code", ["٩٣٢٠٠", "９３２００"])
 def test_postal_codes_in_other_digit_scripts_are_stored_in_ascii_or_refused(code: str) -> None:
     result = validators.postal_code(code, {})
@@ -155,6 +189,17 @@ def test_phone_numbers_are_stored_in_international_form(typed: str, stored: str)
 @pytest.mark.parametrize("typed", ["abc", "", "0612", "06 12 34 56 78 9", "1" * 40, "06" * 20])
 def test_phone_numbers_that_cannot_be_dialled_are_refused(typed: str) -> None:
     refused(validators.phone(typed, {}))
+
+
+@pytest.mark.parametrize(
+    "typed", ["0" * 5000, "+" + "3" * 4095, "06 12 34 56 7²", "⑳" * 2151, "٠٦" * 2048]
+)
+def test_phone_numbers_of_thousands_of_digits_or_superscripts_are_refused(typed: str) -> None:
+    refused(validators.phone(typed, {}))
+
+
+def test_a_phone_number_typed_in_arabic_indic_digits_is_stored_in_ascii() -> None:
+    assert accepted(validators.phone("٠٦١٢٣٤٥٦٧٨", {})) == "+33612345678"
 
 
 @pytest.mark.parametrize(
@@ -192,3 +237,67 @@ def test_email_of_a_domain_that_does_not_resolve_is_accepted_without_a_lookup() 
 )
 def test_malformed_email_addresses_are_refused(typed: str) -> None:
     refused(validators.email(typed, {}))
+
+
+# --- anything at all ------------------------------------------------------------------------
+
+# What a person can type: any Unicode (lone surrogates aside, which Telegram cannot carry), up to
+# Telegram's 4096 characters, with long runs of digits of every script.
+typed_text = st.text(max_size=4096) | st.builds(
+    lambda digit, count, around: around + digit * count + around,
+    st.sampled_from(["1", "9", "٣", "３", "²", "⑳", "𝟗", "½"]),
+    st.integers(min_value=1, max_value=4096),
+    st.text(max_size=8),
+)
+VALIDATORS: list[Callable[[str, Answers], Validation]] = [
+    validators.first_name,
+    validators.full_name,
+    validators.age,
+    validators.postal_code,
+    validators.phone,
+    validators.email,
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(typed_text, st.sampled_from(VALIDATORS))
+def test_no_typed_text_makes_a_validator_raise(
+    typed: str, validate: Callable[[str, Answers], Validation]
+) -> None:
+    result = validate(typed, {"postal_code": "97411"})
+    assert isinstance(result, Valid | Invalid)
+
+
+@settings(max_examples=150, deadline=None)
+@given(typed_text)
+def test_an_accepted_age_is_a_plausible_number_of_years(typed: str) -> None:
+    result = validators.age(typed, {})
+    if isinstance(result, Valid):
+        assert isinstance(result.value, int)
+        assert 0 < result.value < 120
+
+
+@settings(max_examples=150, deadline=None)
+@given(typed_text)
+def test_an_accepted_postal_code_or_phone_is_stored_in_ascii(typed: str) -> None:
+    for result in (validators.postal_code(typed, {}), validators.phone(typed, {})):
+        if isinstance(result, Valid):
+            assert isinstance(result.value, str)
+            assert result.value.isascii()
+
+
+# --- a typed number at a button question ----------------------------------------------------
+
+BUTTONS = (Choice("a", _("Lycée général")), Choice("b", _("Lycée professionnel")))
+
+
+@pytest.mark.parametrize(("typed", "value"), [("2", "b"), ("02", "b"), ("１", "a")])
+def test_an_options_number_typed_in_ascii_picks_it(typed: str, value: str) -> None:
+    found = match_choice(typed, BUTTONS, localize)
+    assert found is not None
+    assert found.value == value
+
+
+@pytest.mark.parametrize("typed", ["⑳" * 2151, "1" * 4301, "²" * 4301, "٢", "0002", "3"])
+def test_a_huge_or_exotic_number_at_a_button_question_picks_nothing(typed: str) -> None:
+    assert match_choice(typed, BUTTONS, localize) is None
