@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -440,4 +439,3 @@ async def test_what_a_person_types_is_shown_back_escaped_never_as_markup(
     summary = await chat.taps("Oui, j'accepte", expect="Vos réponses")
     assert "AT&T <Lyon> & Co" in (summary.text or "")
     assert summary.entities  # the summary's own bold titles are still markup
-

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
-
 from conversations.services import catalogue
 from conversations.services.actions import PauseAssociation
 from tests.unit.fakes import (
