@@ -694,11 +694,14 @@ async def stored(database_url: str) -> Stored:
 
 
 async def inbox_empty(database_url: str, timeout: float = 20) -> Stored:  # noqa: ASYNC109
-    """Done rows leave the inbox in batches, just after their reply: wait for the last."""
+    """Done rows leave the inbox in batches, just after their reply: wait for the last. The
+    outbox too: a message the killed process held is sent by another once its lease (2 s) and
+    its back-off are over."""
     deadline = time.monotonic() + timeout
     while True:
         now = await stored(database_url)
-        if not now.inbox or time.monotonic() > deadline:
+        pending = any(status == "pending" for _chat, status, _payload in now.outbox)
+        if (not now.inbox and not pending) or time.monotonic() > deadline:
             return now
         await asyncio.sleep(0.25)
 
