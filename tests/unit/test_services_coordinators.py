@@ -289,6 +289,7 @@ async def test_a_card_already_delivered_to_a_removed_coordinator_loses_its_butto
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="coordinators.leave calls outbox.drop_pending_for_chat(coordinator.telegram_id), which "
     "kills every pending message to that Telegram chat: leaving one association also drops the "
     "pending contact cards of another association the same account still coordinates",
@@ -296,7 +297,7 @@ async def test_a_card_already_delivered_to_a_removed_coordinator_loses_its_butto
 async def test_leaving_one_association_keeps_the_contacts_of_another_one_still_coordinated() -> (
     None
 ):
-    scene = await a_scene(slugs=())
+    scene = Scene()
     await scene.import_catalog(
         a_catalog(an_association("alpha", roles=["mentor"]), an_association("beta"))
     )
