@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +55,8 @@ from conversations.ports import (
     CoordinatorRepository,
     FunnelRepository,
     HandoffRepository,
+    InboxEntry,
+    InboxRepository,
     InviteRepository,
     Outbox,
     OutboxMessage,
@@ -124,6 +126,16 @@ class OutboxRow:
     id: int = 0
 
 
+@dataclass(eq=False, kw_only=True)
+class InboxRow:
+    id: int  # the update id itself: its primary key
+    body: dict[str, Any] | None
+    received_at: datetime
+    claimed_at: datetime
+    attempts: int = 0
+    failed_at: datetime | None = None
+
+
 @dataclass
 class Tables:
     people: dict[int, Person] = field(default_factory=dict)
@@ -138,6 +150,7 @@ class Tables:
     handoffs: dict[int, Handoff] = field(default_factory=dict)
     events: dict[int, HandoffEvent] = field(default_factory=dict)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    inbox: dict[int, InboxRow] = field(default_factory=dict)
 
     def table(self, name: str) -> dict[int, Any]:
         rows: dict[int, Any] = getattr(self, name)
@@ -158,7 +171,14 @@ _TABLE_OF: dict[type, str] = {
     Handoff: "handoffs",
     HandoffEvent: "events",
     OutboxRow: "outbox",
+    InboxRow: "inbox",
 }
+# Written with Core statements, not the ORM: a duplicate INSERT does nothing (ON CONFLICT DO
+# NOTHING) and an UPDATE that matches no row does nothing either. Their WHERE clauses are
+# evaluated against this transaction's snapshot only: unlike PostgreSQL, which re-checks them
+# once a concurrent writer commits, two concurrent conditional UPDATEs (inbox.take_over) both
+# succeed here. No service of `conversations` relies on that race; the bot's inbox does.
+_CORE = frozenset({"outbox", "inbox"})
 _VERSIONED = frozenset({"conversations", "handoffs"})
 _UNIQUE: dict[str, Callable[[Any], object]] = {
     "people": lambda row: row.telegram_id,
@@ -233,7 +253,7 @@ class FakeDatabase:
                 if not changed:
                     continue
                 if current is None:
-                    if name == "outbox":
+                    if name in _CORE:
                         continue  # an UPDATE statement that matches no row does nothing
                     raise Conflict(f"{name} {row_id} was deleted meanwhile")
                 if name in _VERSIONED and current.version != old.version:
@@ -248,8 +268,8 @@ class FakeDatabase:
     def _insert(name: str, shared: dict[int, Any], row: Any) -> list[Callable[[], None]]:
         unique = _UNIQUE.get(name)
         duplicate = unique is not None and any(unique(o) == unique(row) for o in shared.values())
-        if duplicate and name == "outbox":
-            return []  # ON CONFLICT (dedup_key) DO NOTHING
+        if name in _CORE and (duplicate or row.id in shared):
+            return []  # ON CONFLICT DO NOTHING
         if duplicate or row.id in shared:
             raise Conflict(f"{name}: another transaction inserted the same key")
         return [_inserter(shared, row)]
@@ -287,6 +307,7 @@ class FakeUnitOfWork:
     invites: InviteRepository
     handoffs: HandoffRepository
     outbox: Outbox
+    inbox: InboxRepository
 
     def __init__(self, db: FakeDatabase) -> None:
         self._db = db
@@ -312,6 +333,7 @@ class FakeUnitOfWork:
         self.invites = FakeInvites(self)
         self.handoffs = FakeHandoffs(self)
         self.outbox = FakeOutbox(self)
+        self.inbox = FakeInbox(self)
         return self
 
     async def __aexit__(
@@ -373,10 +395,11 @@ class FakeUnitOfWork:
             table[row.id] = row
         self._flushed = self._versioned_columns()
 
-    def insert_now(self, row: OutboxRow) -> None:
+    def insert_now(self, row: OutboxRow | InboxRow) -> None:
         """A Core INSERT: the row exists (and has its id) at once."""
-        row.id = self._db.next_id()
-        self.work.outbox[row.id] = row
+        if isinstance(row, OutboxRow):
+            row.id = self._db.next_id()
+        self.work.table(_TABLE_OF[type(row)])[row.id] = row
 
     def delete(self, name: str, row_id: int) -> None:
         """A DELETE, with the schema's ON DELETE CASCADE and SET NULL."""
@@ -863,6 +886,76 @@ class FakeOutbox(_Repository):
 
     async def counts_by_status(self) -> dict[str, int]:
         return dict(Counter(str(row.status) for row in self._rows()))
+
+
+class FakeInbox(_Repository):
+    def _rows(self) -> dict[int, InboxRow]:
+        return self._uow.read().inbox
+
+    @staticmethod
+    def _entry(row: InboxRow) -> InboxEntry:
+        body = copy.deepcopy(row.body)
+        return InboxEntry(row.id, body, row.attempts, row.failed_at is not None, row.claimed_at)
+
+    async def store(
+        self, updates: Sequence[tuple[int, dict[str, Any]]], now: datetime
+    ) -> dict[int, InboxEntry]:
+        rows = self._rows()
+        known = {u: self._entry(rows[u]) for u, _body in updates if u in rows}
+        for update_id, body in updates:
+            if update_id not in rows:  # the first of two equal ids wins, as ON CONFLICT does
+                row = InboxRow(id=update_id, body=body, received_at=now, claimed_at=now)
+                self._uow.insert_now(row)
+        return known
+
+    async def take_over(self, update_id: int, before: datetime, now: datetime) -> bool:
+        row = self._rows().get(update_id)
+        if row is None or row.claimed_at >= before or row.failed_at is not None:
+            return False
+        row.claimed_at = now
+        return True
+
+    async def claim_stale(self, before: datetime, now: datetime, limit: int) -> list[InboxEntry]:
+        stale = [
+            row
+            for _id, row in sorted(self._rows().items())
+            if row.failed_at is None and row.claimed_at < before
+        ][:limit]
+        for row in stale:
+            row.claimed_at = now
+        return [self._entry(row) for row in stale]
+
+    async def touch(self, update_ids: Sequence[int], now: datetime) -> None:
+        for update_id in update_ids:
+            row = self._rows().get(update_id)
+            if row is not None:
+                row.claimed_at = now
+
+    async def attempt_failed(self, update_id: int, now: datetime) -> int:
+        row = self._rows().get(update_id)
+        if row is None:
+            return 0
+        row.attempts += 1
+        row.claimed_at = now
+        return row.attempts
+
+    async def give_up(self, update_id: int, now: datetime) -> None:
+        row = self._rows().get(update_id)
+        if row is not None:
+            row.failed_at, row.body = now, None
+
+    async def done(self, update_ids: Sequence[int]) -> None:
+        for update_id in update_ids:
+            row = self._rows().get(update_id)
+            if row is not None and row.failed_at is None:
+                self._uow.delete("inbox", update_id)
+
+    async def forget_before(self, moment: datetime) -> int:
+        rows = self._rows()
+        old = [u for u, row in rows.items() if row.failed_at is not None and row.failed_at < moment]
+        for update_id in old:
+            self._uow.delete("inbox", update_id)
+        return len(old)
 
 
 # --- the scenes the service tests play in ------------------------------------------------------

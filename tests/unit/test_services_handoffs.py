@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from conversations.entities import Handoff, ProfileStatus
-from conversations.handoff import HandoffStatus, HandoffVerb
+from conversations.handoff import DECLINE_REASONS, HandoffStatus, HandoffVerb
 from conversations.ports import (
     AdminAlert,
     AssociationWebhook,
@@ -287,7 +287,7 @@ async def test_a_declined_contact_goes_to_the_next_association_and_the_person_is
         old="Alpha", association="Beta"
     )
     assert card_of(scene, DORA).handoff_id == rerouted.id
-    full = cards.DECLINE_REASONS[0].label
+    full = DECLINE_REASONS[0].label
     assert card_of(scene, BOB).status == cards.STATUS_DECLINED.fmt(
         coordinator="Camille", reason=full
     )
