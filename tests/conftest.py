@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,9 @@ async def _admin_execute(admin_url: str, statement: str) -> None:
         await connection.close()
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database per test, dropped afterwards: tests never assume an empty one."""
+@asynccontextmanager
+async def _fresh_postgres_database() -> AsyncIterator[str]:
+    """A new database, dropped afterwards: tests never assume an empty one exists."""
     admin_url, required = _postgres_admin_url()
     name = f"mentorat_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -58,12 +59,25 @@ async def postgres_url() -> AsyncIterator[str]:
         if required:
             pytest.fail(f"PostgreSQL at TEST_POSTGRES_URL is unreachable: {error}")
         pytest.skip(f"no PostgreSQL server answers at {admin_url} ({type(error).__name__})")
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
-        await asyncio.to_thread(upgrade, url)
-        yield url
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         await _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL database per test."""
+    async with _fresh_postgres_database() as url:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+
+
+@pytest.fixture
+async def empty_postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database with no schema at all: what replicas starting together meet."""
+    async with _fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

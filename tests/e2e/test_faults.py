@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from bot.app import TelegramBot
 from bot.runtime import Services
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import Settings
 from conversations.services import coordinators
-from tests.conftest import _admin_execute, _postgres_admin_url
 from tests.e2e.conftest import TOKEN, Chat, settings_for
 from tests.e2e.crowd import (
     TAKEOVER_SECONDS,
@@ -316,23 +313,6 @@ async def test_a_poison_update_in_polling_mode_gets_one_kind_message_and_the_bot
 
 PEOPLE_AT_ONCE = 100
 PROCESSES = 3
-
-
-@pytest.fixture
-async def empty_postgres_url() -> AsyncIterator[str]:
-    """A brand-new database with no schema: the bot processes migrate it as they start."""
-    admin_url, required = _postgres_admin_url()
-    name = f"mentorat_test_{uuid.uuid4().hex[:12]}"
-    try:
-        await _admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-    except Exception as error:
-        if required:
-            pytest.fail(f"PostgreSQL at TEST_POSTGRES_URL is unreachable: {error}")
-        pytest.skip(f"no PostgreSQL server answers at {admin_url} ({type(error).__name__})")
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def invites_for_every_association(database_url: str) -> list[str]:
