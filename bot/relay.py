@@ -38,6 +38,14 @@ BACKOFF_CAP = timedelta(minutes=10)
 SEND_READ_TIMEOUT = 30.0
 
 
+def send_budget(lease: timedelta) -> float:
+    """How long one send may take. A send, and the write that marks it sent, must end inside the
+    lease, or another relay, seeing the lease over, would send the same message again: a send
+    starts only in the lease's first third, is cut after a third, and the last third is left for
+    marking it sent."""
+    return min(SEND_READ_TIMEOUT, lease.total_seconds() / 3)
+
+
 class Undeliverable(Exception):
     """A failure that no retry will fix (a refused request, a recipient who blocked the bot)."""
 
@@ -69,6 +77,7 @@ class Relay:
         self._webhook_sender = webhook_sender
         self._max_attempts = max_attempts
         self._lease = lease
+        self._send_budget = send_budget(lease)
         self._batch = batch
         self._idle = idle_seconds
         self._wake = asyncio.Event()
@@ -120,8 +129,9 @@ class Relay:
         async with self._uow() as uow:
             claimed = await uow.outbox.claim_due(now, self._lease, self._batch)
             await uow.commit()
-        # Past the lease another process may take these rows: stop early rather than race it.
-        deadline = now + self._lease * 0.8
+        # Past the lease another process may take these rows: what cannot be sent and marked
+        # sent in time is given back at once rather than raced (see `send_budget`).
+        deadline = now + timedelta(seconds=self._send_budget)
         for position, message in enumerate(claimed):
             if self._clock() >= deadline:
                 async with self._uow() as uow:
@@ -134,7 +144,8 @@ class Relay:
     async def _deliver(self, claimed: Claimed) -> None:
         backoff = min(timedelta(seconds=2 ** (claimed.attempts + 1)), BACKOFF_CAP)
         try:
-            sent_id = await self._send(claimed)
+            async with asyncio.timeout(self._send_budget):
+                sent_id = await self._send(claimed)
         except RetryAfter as error:
             wait = _seconds(error.retry_after)
             await self._retry(claimed, timedelta(seconds=wait), f"429 retry after {wait}s", False)
@@ -164,7 +175,7 @@ class Relay:
                     message_id=message.message_id,
                     reply_markup=rendered.markup,  # type: ignore[arg-type]
                     parse_mode=ParseMode.HTML,
-                    read_timeout=SEND_READ_TIMEOUT,
+                    read_timeout=self._send_budget,
                 )
             except BadRequest as error:
                 # Already as wanted (an earlier attempt went through): that is a success.
@@ -176,7 +187,7 @@ class Relay:
             rendered.text,
             reply_markup=rendered.markup,
             parse_mode=ParseMode.HTML,
-            read_timeout=SEND_READ_TIMEOUT,
+            read_timeout=self._send_budget,
         )
         return sent.message_id
 

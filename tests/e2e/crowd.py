@@ -43,6 +43,9 @@ SECRET = "a_webhook_secret_of_enough_length-42"
 PUBLIC_URL = "https://bot.example.test/telegram"
 # A row a killed process left is taken over after this long (30 s in production).
 TAKEOVER_SECONDS = 2.0
+# Short, for a quick recovery after a kill, yet long enough for a send under this load: a relay
+# gives one send half the lease, and a send cut short may have been delivered (then it shows twice).
+OUTBOX_LEASE_SECONDS = 10.0
 
 
 def seeded(default: int) -> random.Random:
@@ -86,7 +89,7 @@ class BotProcess:
             "DATABASE_URL": database_url,
             # FAULTS_LOG_LEVEL=INFO shows what each process did with each update.
             "LOG_LEVEL": os.environ.get("FAULTS_LOG_LEVEL", "WARNING"),
-            "OUTBOX_LEASE_SECONDS": "2",
+            "OUTBOX_LEASE_SECONDS": str(OUTBOX_LEASE_SECONDS),
             "INBOX_TAKEOVER_SECONDS": str(TAKEOVER_SECONDS),
             # The flood limit would set the pace; a local Bot API server lifts it too.
             "TELEGRAM_MAX_REQUESTS_PER_SECOND": "0",
@@ -695,8 +698,8 @@ async def stored(database_url: str) -> Stored:
 
 async def inbox_empty(database_url: str, timeout: float = 20) -> Stored:  # noqa: ASYNC109
     """Done rows leave the inbox in batches, just after their reply: wait for the last. The
-    outbox too: a message the killed process held is sent by another once its lease (2 s) and
-    its back-off are over."""
+    outbox too: a message the killed process held is sent by another once its lease and its
+    back-off are over."""
     deadline = time.monotonic() + timeout
     while True:
         now = await stored(database_url)

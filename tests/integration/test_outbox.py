@@ -3,6 +3,7 @@ hopeless."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -174,3 +175,33 @@ async def test_importing_the_same_catalogue_twice_changes_nothing(
     async with uow_factory() as uow:
         names = {a.name for a in associations_of(await uow.catalog.records())}
     assert "Télémaque" in names
+
+
+async def test_a_slow_telegram_never_makes_two_relays_send_one_message_twice(
+    uow_factory: UnitOfWorkFactory, bot: Bot, emulator: BotApiEmulator
+) -> None:
+    """Each send takes most of the relay's send budget: the first relay gives back what it cannot
+    send and mark sent inside its lease, and the second, claiming the moment a lease ends,
+    sends it; nothing is sent while another relay's send is on its way."""
+    user = emulator.user(7, "Camille")
+    user.send_command("start")
+    keys = [f"slow:{n}" for n in range(5)]
+    for key in keys:
+        await enqueue(uow_factory, key, user.id, Clock())  # due since 2026-11-26
+    lease = timedelta(seconds=3)  # a send budget of 1 s
+    emulator.faults.add(method="sendMessage", delay=0.75, times=None)
+    first = dispatcher_for(uow_factory, bot, lambda: datetime.now(UTC), lease=lease)
+    second = dispatcher_for(uow_factory, bot, lambda: datetime.now(UTC), lease=lease)
+
+    async def keep_claiming() -> None:
+        await asyncio.sleep(0.1)  # the first relay has claimed them all by now
+        while len(user.messages) < len(keys):
+            await second.deliver_due()
+            await asyncio.sleep(0.05)
+
+    claiming = asyncio.create_task(keep_claiming())
+    assert await first.deliver_due() == len(keys)
+    await asyncio.wait_for(claiming, 30)
+    await asyncio.sleep(1)  # a second copy on its way would arrive by now
+    assert sorted(m.text for m in user.messages) == keys
+    assert len([r for r in emulator.calls("sendMessage", chat_id=user.id)]) == len(keys)
