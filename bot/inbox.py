@@ -72,8 +72,6 @@ class UpdateInbox:
         # Rows this process holds (stored or taken over, not done): kept fresh so that no
         # other process takes them over while they wait in a busy chat's queue.
         self._held: set[int] = set()
-        # Redeliveries of rows another process stored and has not finished.
-        self._elsewhere: set[int] = set()
 
     # --- receiving ------------------------------------------------------------------------------
 
@@ -83,7 +81,11 @@ class UpdateInbox:
         now = self._clock()
         taken_over = set()
         async with self._uow() as uow:
-            known = await uow.inbox.store([(u.update_id, u.to_dict()) for u in updates], now)
+            # Handled and answered already: stored again, its row would outlive any reply.
+            answered = await uow.inbox.answered([u.update_id for u in updates])
+            known = await uow.inbox.store(
+                [(u.update_id, u.to_dict()) for u in updates if u.update_id not in answered], now
+            )
             for held in known.values():
                 # Sent again long after: whoever had it died. Claimed here, so that no other
                 # process replays it too.
@@ -95,14 +97,15 @@ class UpdateInbox:
         fresh = []
         for update in updates:
             entry = known.get(update.update_id)
+            if update.update_id in answered:
+                log.info("update %s was handled and answered before", update.update_id)
+                continue
             if entry is not None and entry.failed:
                 log.info("update %s was given up before: acknowledged", update.update_id)
                 continue
             self._held.add(update.update_id)
             if update.update_id in taken_over:
                 self.replaying.add(update.update_id)
-            elif entry is not None:
-                self._elsewhere.add(update.update_id)
             fresh.append(update)
         return fresh
 
@@ -119,14 +122,13 @@ class UpdateInbox:
                     # Handled, but its reply did not go: left to the recovery, once stale.
                     self._held.discard(update_id)
                     return Outcome.DONE
-                if self._handlers.take_duplicate(update_id) and update_id in self._elsewhere:
-                    # Sent again while another process (maybe dead) holds it: its reply may
-                    # never have gone. Its row stays, and goes stale unless that one finishes.
-                    self._elsewhere.discard(update_id)
+                if self._handlers.take_duplicate(update_id):
+                    # Handled by another try, here or in another process (maybe dead since):
+                    # only that one knows whether its reply went. The row stays: that one
+                    # finishes it, or it goes stale and its person is sent their question again.
                     self._held.discard(update_id)
                     return Outcome.DONE
                 self.replaying.discard(update_id)
-                self._elsewhere.discard(update_id)
                 self.mark_done(update_id)
                 return Outcome.DONE
             try:

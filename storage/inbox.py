@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.ports import InboxEntry
 from storage.repositories import rowcount
-from storage.tables import inbox
+from storage.tables import inbox, processed_updates
 
 
 class InboxRepository:
@@ -47,6 +47,19 @@ class InboxRepository:
                 insert(inbox).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
             )
         return known
+
+    async def answered(self, update_ids: Sequence[int]) -> set[int]:
+        """Of these, the ones handled whose row is gone: handled and answered (a row lives from
+        before an update is handled until its reply went), so Telegram sent one again."""
+        if not update_ids:
+            return set()
+        rows = await self._session.scalars(
+            select(processed_updates.c.update_id).where(
+                processed_updates.c.update_id.in_(update_ids),
+                ~exists().where(inbox.c.update_id == processed_updates.c.update_id),
+            )
+        )
+        return set(rows)
 
     async def _entries(self, ids: Sequence[int]) -> list[InboxEntry]:
         rows = await self._session.execute(

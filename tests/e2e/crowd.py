@@ -378,9 +378,11 @@ def rank(message: ChatMessage) -> int | None:
     return None
 
 
-def question_number(message: ChatMessage) -> int | None:
-    text = message.text or ""
-    return int(text.split()[1].split("/")[0]) if text.startswith("Question ") else None
+def prompt(message: ChatMessage) -> int | None:
+    """Where a message stands if it asks the person something (the welcome's "Qui êtes-vous ?",
+    a question, the summary): what a crash may show once more. None for a notice."""
+    position = rank(message)
+    return position if position is not None and position < 1000 else None
 
 
 @dataclass
@@ -455,6 +457,8 @@ class Person:
                         f"{self.name} (id {self.user.id}) got no reply for {STUCK_AFTER} s "
                         f"after its updates {self.update_ids[-4:]}; the chat shows:\n"
                         + "\n".join(transcript(self.user)[-8:])
+                        + "\nwhat the bot asked Telegram for this chat lately:\n"
+                        + "\n".join(bot_calls_for(self.emulator, self.user)[-12:])
                     ) from None
             if self.think:
                 await asyncio.sleep(self.rng.uniform(0, self.think))
@@ -529,6 +533,27 @@ class Person:
             if any(w in button for w in wanted) != button.startswith("☑️"):
                 return self._tap(message, button), True
         return self._press(message, "Valider")
+
+
+def bot_calls_for(emulator: BotApiEmulator, user: EmulatedUser) -> list[str]:
+    """The bot's requests about one person (their chat, their button presses), for a post-mortem:
+    a toast, a refused edit, a timed-out send are not in the chat."""
+    presses = {
+        query_id: query.data
+        for query_id, query in emulator._callbacks.items()
+        if query.user_id == user.id
+    }
+    lines = []
+    for request in emulator.requests:
+        params = request.params
+        query_id = str(params.get("callback_query_id", ""))
+        if str(params.get("chat_id")) != str(user.id) and query_id not in presses:
+            continue
+        shown = {k: str(v)[:60] for k, v in params.items() if k not in ("chat_id", "reply_markup")}
+        if query_id in presses:
+            shown["pressed"] = presses[query_id]
+        lines.append(f"  {request.at % 10_000:.3f} {request.method} {request.status} {shown}")
+    return lines
 
 
 def transcript(user: EmulatedUser) -> list[str]:
@@ -744,10 +769,10 @@ def check_nothing_lost(now: Stored, people_: list[Person]) -> None:
 
 
 def repeats(people_: list[Person]) -> Counter[int]:
-    """How many times each person was shown the same question (1 everywhere = no repeat)."""
+    """How many times each person was shown the same prompt (1 everywhere = no repeat)."""
     worst: Counter[int] = Counter()
     for person in people_:
-        shown = Counter(n for m in person.user.messages if (n := question_number(m)) is not None)
+        shown = Counter(n for m in person.user.messages if (n := prompt(m)) is not None)
         worst[person.user.id] = max(shown.values(), default=0)
     return worst
 

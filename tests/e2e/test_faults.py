@@ -38,7 +38,7 @@ from tests.e2e.crowd import (
     kill_under_load,
     post,
     progress,
-    question_number,
+    prompt,
     repeats,
     seeded,
     stored,
@@ -203,6 +203,69 @@ async def test_telegram_sending_an_update_again_soon_after_a_kill_still_gets_its
     finally:
         await bot.kill()
     assert "âge" in (question.text or "")
+
+
+async def test_one_update_posted_to_two_processes_gets_its_reply_though_the_one_handling_it_dies(
+    emulator: BotApiEmulator, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Telegram sends an update again while the first try is slow (here: the other process
+    stores it first, then waits for the chat's previous update). The first process handles it
+    and dies before its reply; the other, finding it handled, must not call it done."""
+    other = BotProcess(emulator, sqlite_url, tmp_path, name="other", webhook_port=free_port())
+    dying = BotProcess(emulator, sqlite_url, tmp_path, name="dying", webhook_port=free_port())
+    await asyncio.gather(other.start_ready(), dying.start_ready())
+    try:
+        user = emulator.user(7204, "Inès")
+        await answered_up_to_the_first_question(user, other.base, emulator)
+        replies = len(emulator.calls("sendMessage", chat_id=user.id))
+        # The reply to the first answer is slow: the other process holds the chat meanwhile.
+        emulator.faults.add(method="sendMessage", chat_id=user.id, delay=4)
+        # The dying process's reply to the second answer hangs until it is killed.
+        emulator.faults.add(method="sendMessage", chat_id=user.id, status=500, delay=8)
+        first = update_of(emulator, user.send_text("Inès"))
+        second = update_of(emulator, user.send_text("17"))
+        posting = [asyncio.create_task(post(other.base, first))]
+        await until(
+            lambda: len(emulator.calls("sendMessage", chat_id=user.id)) > replies, 20, "reply 1"
+        )
+        posting.append(asyncio.create_task(post(other.base, second)))
+        await until_async(
+            lambda: inbox_holds(sqlite_url, second["update_id"]), 10, "the second stored"
+        )
+        posting.append(asyncio.create_task(post(dying.base, second)))
+        await until(
+            lambda: len(emulator.calls("sendMessage", chat_id=user.id)) > replies + 1,
+            20,
+            "the dying process's reply",
+        )
+        await dying.kill()
+        results = await asyncio.gather(*posting, return_exceptions=True)
+        question = await user.wait_for_message(
+            lambda m: "Question 3/" in (m.text or ""), timeout=4 + 3 * TAKEOVER_SECONDS + 5
+        )
+        now = await inbox_empty(sqlite_url)
+    finally:
+        await asyncio.gather(other.kill(), dying.kill())
+    assert results[:2] == [200, 200]
+    assert "code postal" in (question.text or "")
+    assert [n for m in user.messages if (n := prompt(m)) == 3] == [3]
+    assert now.inbox == []
+
+
+async def inbox_holds(database_url: str, update_id: int) -> bool:
+    return any(row[0] == update_id for row in (await stored(database_url)).inbox)
+
+
+async def until_async(
+    condition: Callable[[], Any],
+    timeout: float,  # noqa: ASYNC109
+    what: str,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 async def test_a_welcome_lost_in_a_crash_is_sent_after_the_restart(
@@ -456,9 +519,10 @@ async def test_a_hundred_people_over_three_webhook_processes_on_a_fresh_postgres
         r for r in emulator.calls("sendMessage", chat_id=camille.user.id) if r.status == 200
     ]
     assert len(delivered) == len(camille.user.messages)
-    # What the people got: no notice twice, no question more than twice.
+    # What the people got: no notice twice, no prompt (the welcome, a question, the summary) more
+    # than twice: a reply lost with the killed process is sent again by the one taking over.
     for person in people:
-        notices = Counter(m.text for m in person.user.messages if question_number(m) is None)
+        notices = Counter(m.text for m in person.user.messages if prompt(m) is None)
         assert [t for t, n in notices.items() if n > 1] == [], person.name
     worst = repeats(people)
     for person in people:

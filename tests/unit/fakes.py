@@ -908,6 +908,10 @@ class FakeInbox(_Repository):
                 self._uow.insert_now(row)
         return known
 
+    async def answered(self, update_ids: Sequence[int]) -> set[int]:
+        handled = self._uow.read().updates
+        return {u for u in update_ids if u in handled and u not in self._rows()}
+
     async def take_over(self, update_id: int, before: datetime, now: datetime) -> bool:
         row = self._rows().get(update_id)
         if row is None or row.claimed_at >= before or row.failed_at is not None:
