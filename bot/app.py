@@ -140,8 +140,9 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
         await inbox.forget_given_up()
         return await inbox.replay_stale()
 
-    timers = Timers(
-        services, on_outbox=relay.wake, extra=(Job("inbox", inbox.stale_after, take_over),)
-    )
+    # Three times per takeover delay: a live process refreshes the rows it holds well before
+    # another may take them as left by a dead one (a busy chat's update can wait that long).
+    inbox_job = Job("inbox", inbox.stale_after / 3, take_over)
+    timers = Timers(services, on_outbox=relay.wake, extra=(inbox_job,))
     poller = InboxPoller(application, inbox)
     return TelegramBot(application, services, relay, timers, handlers, inbox, poller)

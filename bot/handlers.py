@@ -261,6 +261,10 @@ class Handlers:
         user, chat = update.effective_user, update.effective_chat
         if user is None or chat is None or chat.type != ChatType.PRIVATE:
             return
+        log.info(
+            "update %s was handled before a crash: its person's screen is sent again",
+            update.update_id,
+        )
         reply = await updates.resume(self._services.unit_of_work, user.id)
         for screen in reply.screens:
             await self.send(context.bot, chat.id, self._render(reply, screen))

@@ -56,6 +56,7 @@ class UpdateInbox:
     ) -> None:
         self._services = services
         self._uow = services.unit_of_work
+        self._bookkeeping = services.bookkeeping
         self._clock = services.clock
         self._application = application
         self._handlers = handlers
@@ -168,9 +169,9 @@ class UpdateInbox:
     # --- done, in batches -------------------------------------------------------------------------
 
     def mark_done(self, update_id: int) -> None:
-        """Handled and answered: the row goes, with others, in the next write."""
+        """Handled and answered: the row goes, with others, in the next write. Held (kept fresh)
+        until then, or a slow write would let it be taken over and its person asked again."""
         self._done.add(update_id)
-        self._held.discard(update_id)
         self._wake.set()
 
     def start(self) -> None:
@@ -205,12 +206,13 @@ class UpdateInbox:
         if not done:
             return
         try:
-            async with self._uow() as uow:
+            async with self._bookkeeping() as uow:
                 await uow.inbox.done(sorted(done))
                 await uow.commit()
         except (Conflict, Exception):
             self._done |= done
             raise
+        self._held -= done
 
     # --- what a dead process left -------------------------------------------------------------
 
@@ -220,7 +222,7 @@ class UpdateInbox:
         if older_than is None:
             older_than = self.stale_after
         now = self._clock()
-        async with self._uow() as uow:
+        async with self._bookkeeping() as uow:
             await uow.inbox.touch(sorted(self._held), now)
             entries = await uow.inbox.claim_stale(now - older_than, now, REPLAY_BATCH)
             await uow.commit()
@@ -240,10 +242,11 @@ class UpdateInbox:
             replayed += 1
         if replayed:
             log.info("inbox: %s unfinished updates taken over", replayed)
+            log.debug("inbox: taken over %s", [entry.update_id for entry in entries])
         return replayed
 
     async def forget_given_up(self) -> int:
-        async with self._uow() as uow:
+        async with self._bookkeeping() as uow:
             removed = await uow.inbox.forget_before(self._clock() - FAILED_KEPT)
             await uow.commit()
         return removed

@@ -18,7 +18,7 @@ from conversations.handoff import SilenceRules
 from conversations.ports import UnitOfWorkFactory
 from conversations.services.policy import Policy
 from conversations.text import Text
-from storage.db import create_engine, session_factory, write_lock
+from storage.db import create_engine, is_sqlite, session_factory, write_lock
 from storage.uow import unit_of_work_factory
 
 
@@ -46,17 +46,37 @@ class Services:
     policy: Policy
     translator: Translator
     clock: Callable[[], datetime]
+    # The inbox's own bookkeeping (rows done, rows still held): on PostgreSQL through a pool of
+    # its own, so that it never queues behind the updates it keeps track of. Late, a live
+    # process's rows would look abandoned and be taken over (its people asked again).
+    bookkeeping: UnitOfWorkFactory
+    bookkeeping_engine: AsyncEngine | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], datetime] = utc_now) -> Services:
-        engine = create_engine(settings.database_url)
-        unit_of_work = unit_of_work_factory(
-            session_factory(engine), write_lock(settings.database_url)
+        url = settings.database_url
+        engine = create_engine(url)
+        unit_of_work = unit_of_work_factory(session_factory(engine), write_lock(url))
+        bookkeeping, bookkeeping_engine = unit_of_work, None
+        if not is_sqlite(url):
+            # SQLite has one writer whatever the pool: the bookkeeping shares its write lock.
+            bookkeeping_engine = create_engine(url, pool_size=2, max_overflow=2)
+            bookkeeping = unit_of_work_factory(session_factory(bookkeeping_engine), None)
+        return cls(
+            settings,
+            engine,
+            unit_of_work,
+            policy_of(settings),
+            Translator(),
+            clock,
+            bookkeeping,
+            bookkeeping_engine,
         )
-        return cls(settings, engine, unit_of_work, policy_of(settings), Translator(), clock)
 
     def localize(self, language: str, text: Text) -> str:
         return self.translator.plain(language, text)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.bookkeeping_engine is not None:
+            await self.bookkeeping_engine.dispose()

@@ -287,8 +287,14 @@ class WebhookTelegram:
 
     def write_log(self, path: Path) -> None:
         """What was POSTed where and how it went, for a failure's post-mortem."""
+        # Wall-clock times, as in the bots' logs.
+        offset = time.time() - time.monotonic()
         lines = [
-            f"{d.at:.3f} {d.took:.3f} {d.update_id} {d.target} {d.status}" for d in self.deliveries
+            f"{time.strftime('%H:%M:%S', time.localtime(d.at + offset))}{(d.at + offset) % 1:.3f}"[
+                1:
+            ]
+            + f" {d.took:.3f} {d.update_id} {d.target} {d.status}"
+            for d in self.deliveries
         ]
         path.write_text("\n".join(lines) + "\n")
 
