@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import sys
@@ -772,6 +773,18 @@ def check_nothing_lost(now: Stored, people_: list[Person]) -> None:
     sent = {update_id for person in people_ for update_id in person.update_ids}
     assert sent - now.processed == set()
     assert now.inbox == []
+
+
+RESUMED = re.compile(r"update (\d+) was handled before a crash")
+
+
+def resumed_updates(processes: list[BotProcess]) -> set[int]:
+    """The updates whose person a process sent their screen again (logged at INFO)."""
+    found: set[int] = set()
+    for process in processes:
+        if process.log_path.exists():
+            found |= {int(n) for n in RESUMED.findall(process.log_path.read_text(errors="replace"))}
+    return found
 
 
 def repeats(people_: list[Person]) -> Counter[int]:
