@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.handlers import Handlers
 from bot.inbox import UpdateInbox
@@ -20,6 +21,7 @@ from bot.render import Renderer
 from bot.runtime import Services, utc_now
 from bot.settings import Settings
 from bot.timers import Job, Timers
+from bot.transport import AiohttpRequest
 from bot.webhooks import WebhookSender
 from conversations.services import catalogue, updates
 from conversations.text import LANGUAGES, Text, _
@@ -104,6 +106,9 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
             )
         )
         .concurrent_updates(processor)
+        .request(telegram_transport(settings, pool_size=256))
+        # Long polling holds one connection at a time.
+        .get_updates_request(telegram_transport(settings, pool_size=1))
         # Updates come from our own poller (bot.polling) or webhook server (bot.web).
         .updater(None)
         .post_init(post_init)
@@ -146,3 +151,10 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
     timers = Timers(services, on_outbox=relay.wake, extra=(inbox_job,))
     poller = InboxPoller(application, inbox)
     return TelegramBot(application, services, relay, timers, handlers, inbox, poller)
+
+
+def telegram_transport(settings: Settings, *, pool_size: int) -> BaseRequest:
+    """aiohttp by default; PTB's httpx transport when `TELEGRAM_HTTP_CLIENT=httpx`."""
+    if settings.telegram_http_client == "httpx":
+        return HTTPXRequest(connection_pool_size=pool_size)
+    return AiohttpRequest(connection_pool_size=pool_size)

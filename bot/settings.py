@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     inbox_takeover_seconds: float = Field(default=30, gt=0)
     # Telegram's flood limit (~30 messages a second per bot); 0 lifts it (a local Bot API server).
     telegram_max_requests_per_second: float = Field(default=30, ge=0)
+    # Telegram's HTTP client: aiohttp (several times cheaper per request), or PTB's own httpx.
+    telegram_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     # Updates of different chats handled at once; one chat's updates are always in order.
     max_concurrent_updates: int = Field(default=64, ge=1, le=1024)
 

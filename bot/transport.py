@@ -1,0 +1,152 @@
+"""Telegram's HTTP transport on aiohttp, the bot's default (httpx stays available by a setting).
+
+PTB's own transport is httpx; under load it costs several times the CPU of aiohttp per request
+(DESIGN §7, issue 13's measures), and the bot already runs aiohttp for its web server. This is a
+`BaseRequest` like PTB's `HTTPXRequest`: the same timeouts (a pool timeout means the request was
+not sent, so it is safe to retry), the same errors (`TimedOut`, `NetworkError`), HTTP proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+POOL_TIMEOUT_MESSAGE = (
+    "Pool timeout: All connections in the connection pool are occupied. Request was *not* sent "
+    "to Telegram. Consider adjusting the connection pool size or the pool timeout."
+)
+
+
+class AiohttpRequest(BaseRequest):
+    def __init__(
+        self,
+        connection_pool_size: int = 256,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+        media_write_timeout: float | None = 20.0,
+        proxy: str | None = None,
+    ) -> None:
+        if proxy is not None and not proxy.lower().startswith(("http://", "https://")):
+            # aiohttp speaks to HTTP proxies only; SOCKS needs PTB's httpx transport.
+            raise ValueError("the aiohttp transport supports http:// and https:// proxies only")
+        if connection_pool_size < 1:
+            raise ValueError("connection_pool_size must be at least 1")
+        self._pool_size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        self._media_write_timeout = media_write_timeout
+        self._proxy = proxy
+        self._session: aiohttp.ClientSession | None = None
+        # The pool's slots, counted here rather than in aiohttp's connector, so that waiting for
+        # one is told apart from connecting (the request was not sent).
+        self._slots = asyncio.Semaphore(connection_pool_size)
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            # Created inside the running loop, as aiohttp requires.
+            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": self.USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # HTTPS_PROXY / NO_PROXY from the environment, as httpx honours them.
+                trust_env=True,
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        session = self._session
+        if session is None or session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        files = request_data.multipart_data if request_data else None
+        read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
+        connect = (
+            self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
+        )
+        pool = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
+        if isinstance(write_timeout, DefaultValue):
+            write = self._media_write_timeout if files else self._write_timeout
+        else:
+            write = write_timeout
+        try:
+            async with asyncio.timeout(pool):
+                await self._slots.acquire()
+        except TimeoutError as error:
+            raise TimedOut(POOL_TIMEOUT_MESSAGE) from error
+        try:
+            return await self._send(session, url, method, request_data, files, read, write, connect)
+        finally:
+            self._slots.release()
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        method: str,
+        request_data: RequestData | None,
+        files: dict[str, Any] | None,
+        read: float | None,
+        write: float | None,
+        connect: float | None,
+    ) -> tuple[int, bytes]:
+        # aiohttp has no write timeout of its own: the whole exchange is bounded by connect +
+        # write + read together, on top of its socket connect and read timeouts.
+        parts = (connect, write, read)
+        total = None if None in parts else sum(p for p in parts if p is not None)
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+        try:
+            async with session.request(
+                method,
+                url,
+                data=_body(request_data, files),
+                timeout=timeout,
+                proxy=self._proxy,
+                allow_redirects=False,
+            ) as response:
+                return response.status, await response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise TimedOut from error
+        except aiohttp.ClientError as error:
+            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+
+
+def _body(request_data: RequestData | None, files: dict[str, Any] | None) -> Any:
+    """Form fields as PTB encodes them (JSON for nested values); multipart when files go too."""
+    if request_data is None:
+        return None
+    fields = request_data.json_parameters
+    if not files:
+        return fields or None
+    form = aiohttp.FormData()
+    for name, value in fields.items():
+        form.add_field(name, value)
+    for name, (filename, content, mime_type) in files.items():
+        form.add_field(name, content, filename=filename, content_type=mime_type)
+    return form
