@@ -120,7 +120,7 @@ async def test_a_bot_on_it_talks_to_the_bot_api_and_gets_its_errors() -> None:
         async with Bot(TOKEN, base_url=emulator.base_url, request=AiohttpRequest()) as bot:
             me = await bot.get_me()
             sent = await bot.send_message(user.id, "<b>Bonjour</b>", parse_mode="HTML")
-            with pytest.raises(BadRequest, match="(?i)chat not found"):
+            with pytest.raises(BadRequest, match=r"(?i)chat not found"):
                 await bot.send_message(999_999, "nobody")
     assert me.is_bot
     assert [m.text for m in user.messages] == ["Bonjour"]
