@@ -26,7 +26,6 @@ from telegram.ext import Application
 from bot.handlers import SOMETHING_WENT_WRONG, Handlers
 from bot.render import Message, Renderer
 from bot.runtime import Services
-from conversations.ports import Conflict
 from conversations.text import pick_language
 
 log = logging.getLogger(__name__)
@@ -82,10 +81,9 @@ class UpdateInbox:
         now = self._clock()
         taken_over = set()
         async with self._uow() as uow:
-            # Handled and answered already: stored again, its row would outlive any reply.
-            answered = await uow.inbox.answered([u.update_id for u in updates])
-            known = await uow.inbox.store(
-                [(u.update_id, u.to_dict()) for u in updates if u.update_id not in answered], now
+            # Handled and answered already: not stored again (its row would outlive any reply).
+            known, answered = await uow.inbox.store(
+                [(u.update_id, u.to_dict()) for u in updates], now
             )
             for held in known.values():
                 # Sent again long after: whoever had it died. Claimed here, so that no other
@@ -113,7 +111,19 @@ class UpdateInbox:
     # --- handling -------------------------------------------------------------------------------
 
     async def run(self, update: Update, first: Awaitable[Any], webhook: bool = False) -> Outcome:
-        """Handle one update (its first try is `first`), trying again while it fails."""
+        """Handle one update (its first try is `first`), trying again while it fails. Whatever
+        way it ends, this process stops keeping the row fresh, unless its delete is on its way:
+        a row nobody finishes then goes stale and is taken over, never held forever."""
+        try:
+            return await self._tries(update, first, webhook)
+        finally:
+            self._release(update.update_id)
+
+    def _release(self, update_id: int) -> None:
+        if update_id not in self._done:
+            self._held.discard(update_id)
+
+    async def _tries(self, update: Update, first: Awaitable[Any], webhook: bool) -> Outcome:
         attempt: Awaitable[Any] = first
         while True:
             await attempt
@@ -121,13 +131,11 @@ class UpdateInbox:
             if not self._handlers.take_failure(update_id):
                 if self._handlers.take_owed(update_id):
                     # Handled, but its reply did not go: left to the recovery, once stale.
-                    self._held.discard(update_id)
                     return Outcome.DONE
                 if self._handlers.take_duplicate(update_id):
                     # Handled by another try, here or in another process (maybe dead since):
                     # only that one knows whether its reply went. The row stays: that one
                     # finishes it, or it goes stale and its person is sent their question again.
-                    self._held.discard(update_id)
                     return Outcome.DONE
                 self.replaying.discard(update_id)
                 self.mark_done(update_id)
@@ -139,7 +147,6 @@ class UpdateInbox:
                 return Outcome.RETRY_LATER
             if attempts >= MAX_ATTEMPTS:
                 await self._give_up(update)
-                self._held.discard(update_id)
                 return Outcome.DONE
             if webhook:
                 return Outcome.RETRY_LATER
@@ -209,7 +216,8 @@ class UpdateInbox:
             async with self._bookkeeping() as uow:
                 await uow.inbox.done(sorted(done))
                 await uow.commit()
-        except (Conflict, Exception):
+        except BaseException:
+            # A cancellation too (a shutdown under load): the last flush in `stop` writes them.
             self._done |= done
             raise
         self._held -= done

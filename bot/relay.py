@@ -93,7 +93,7 @@ class Relay:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self, patience: float = 10.0) -> None:
+    async def stop(self, patience: float | None = None) -> None:
         """Finish the delivery under way, then stop. Not a bare cancel: on Python 3.11,
         `wait_for` can swallow a cancellation that comes as its wait ends (a wake-up at the same
         moment), and the loop would go on forever."""
@@ -102,6 +102,10 @@ class Relay:
             return
         self._stopping = True
         self._wake.set()
+        # Long enough for the send under way and its marking: cut short, a message delivered
+        # but not marked sent would go out again from another process.
+        if patience is None:
+            patience = self._send_budget + 5
         _done, late = await asyncio.wait({task}, timeout=patience)
         for pending in late:
             pending.cancel()
@@ -133,7 +137,7 @@ class Relay:
         # sent in time is given back at once rather than raced (see `send_budget`).
         deadline = now + timedelta(seconds=self._send_budget)
         for position, message in enumerate(claimed):
-            if self._clock() >= deadline:
+            if self._stopping or self._clock() >= deadline:
                 async with self._uow() as uow:
                     await uow.outbox.release([m.id for m in claimed[position:]])
                     await uow.commit()

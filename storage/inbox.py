@@ -23,12 +23,16 @@ class InboxRepository:
 
     async def store(
         self, updates: Sequence[tuple[int, dict[str, Any]]], now: datetime
-    ) -> dict[int, InboxEntry]:
-        """Keep each update; returns the ones that were already there (a redelivery)."""
+    ) -> tuple[dict[int, InboxEntry], set[int]]:
+        """Keep each update; returns the rows already there (a redelivery), and the updates
+        handled and answered before (not kept again: a new row would outlive any reply)."""
         if not updates:
-            return {}
+            return {}, set()
         ids = [update_id for update_id, _body in updates]
         known = {entry.update_id: entry for entry in await self._entries(ids)}
+        # Rows first, then the handled ids among the others: a row is deleted only after its
+        # update was recorded, so an update without a row and recorded was answered.
+        answered = await self._answered([i for i in ids if i not in known])
         fresh = [
             {
                 "update_id": update_id,
@@ -38,7 +42,7 @@ class InboxRepository:
                 "attempts": 0,
             }
             for update_id, body in updates
-            if update_id not in known
+            if update_id not in known and update_id not in answered
         ]
         if fresh:
             dialect = self._session.bind.dialect.name if self._session.bind else "sqlite"
@@ -46,9 +50,9 @@ class InboxRepository:
             await self._session.execute(
                 insert(inbox).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
             )
-        return known
+        return known, answered
 
-    async def answered(self, update_ids: Sequence[int]) -> set[int]:
+    async def _answered(self, update_ids: Sequence[int]) -> set[int]:
         """Of these, the ones handled whose row is gone: handled and answered (a row lives from
         before an update is handled until its reply went), so Telegram sent one again."""
         if not update_ids:

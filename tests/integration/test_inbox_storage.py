@@ -31,16 +31,18 @@ async def test_a_redelivery_finds_its_row_and_a_new_update_does_not(
     uow_factory: UowFactory,
 ) -> None:
     async with uow_factory() as uow:
-        assert await uow.inbox.store([(1, body(1))], NOW) == {}
+        assert await uow.inbox.store([(1, body(1))], NOW) == ({}, set())
         await uow.commit()
     async with uow_factory() as uow:
-        known = await uow.inbox.store([(1, body(1)), (2, body(2))], NOW)
+        known, answered = await uow.inbox.store([(1, body(1)), (2, body(2))], NOW)
         await uow.commit()
-    assert list(known) == [1]
+    assert (list(known), answered) == ([1], set())
     assert (known[1].body, known[1].attempts, known[1].failed) == (body(1), 0, False)
 
 
-async def test_only_an_update_handled_and_done_counts_as_answered(uow_factory: UowFactory) -> None:
+async def test_only_an_update_handled_and_done_counts_as_answered_and_is_not_kept_again(
+    uow_factory: UowFactory,
+) -> None:
     """Handled with its row still there: its reply may not have gone, so it is not answered."""
     async with uow_factory() as uow:
         await uow.inbox.store([(1, body(1)), (2, body(2)), (3, body(3))], NOW)
@@ -51,8 +53,13 @@ async def test_only_an_update_handled_and_done_counts_as_answered(uow_factory: U
         await uow.inbox.done([1])
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.inbox.answered([1, 2, 3, 4]) == {1}
-        assert await uow.inbox.answered([]) == set()
+        known, answered = await uow.inbox.store([(n, body(n)) for n in (1, 2, 3, 4)], NOW)
+        await uow.commit()
+    assert (sorted(known), answered) == ([2, 3], {1})
+    async with uow_factory() as uow:
+        # Update 4 is new and kept; update 1 is not kept again.
+        known, answered = await uow.inbox.store([(1, body(1)), (4, body(4))], NOW)
+    assert (sorted(known), answered) == ([4], {1})
 
 
 async def test_a_stale_row_is_taken_over_once(uow_factory: UowFactory) -> None:
@@ -83,7 +90,7 @@ async def test_a_given_up_row_keeps_no_body_and_is_never_replayed(uow_factory: U
         await uow.commit()
     later = NOW + STALE * 3
     async with uow_factory() as uow:
-        known = await uow.inbox.store([(1, body(1))], later)
+        known, _answered = await uow.inbox.store([(1, body(1))], later)
         assert await uow.inbox.claim_stale(later, later, 10) == []
         assert await uow.inbox.forget_before(later) == 1
         await uow.commit()

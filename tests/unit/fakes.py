@@ -899,18 +899,17 @@ class FakeInbox(_Repository):
 
     async def store(
         self, updates: Sequence[tuple[int, dict[str, Any]]], now: datetime
-    ) -> dict[int, InboxEntry]:
+    ) -> tuple[dict[int, InboxEntry], set[int]]:
         rows = self._rows()
         known = {u: self._entry(rows[u]) for u, _body in updates if u in rows}
+        handled = self._uow.read().updates
+        answered = {u for u, _body in updates if u not in rows and u in handled}
         for update_id, body in updates:
-            if update_id not in rows:  # the first of two equal ids wins, as ON CONFLICT does
+            if update_id not in rows and update_id not in answered:
+                # The first of two equal ids wins, as ON CONFLICT does.
                 row = InboxRow(id=update_id, body=body, received_at=now, claimed_at=now)
                 self._uow.insert_now(row)
-        return known
-
-    async def answered(self, update_ids: Sequence[int]) -> set[int]:
-        handled = self._uow.read().updates
-        return {u for u in update_ids if u in handled and u not in self._rows()}
+        return known, answered
 
     async def take_over(self, update_id: int, before: datetime, now: datetime) -> bool:
         row = self._rows().get(update_id)
