@@ -21,7 +21,7 @@ from telegram.ext import (
 
 from bot import callback_data
 from bot.render import Message as Rendered
-from bot.render import Renderer
+from bot.render import Renderer, joined
 from bot.runtime import Services
 from conversations.flows import FLOWS
 from conversations.model import ContactInput, NonTextInput, Summary, TextInput
@@ -266,8 +266,11 @@ class Handlers:
             update.update_id,
         )
         reply = await updates.resume(self._services.unit_of_work, user.id)
-        for screen in reply.screens:
-            await self.send(context.bot, chat.id, self._render(reply, screen))
+        for message in self._rendered(reply):
+            await self.send(context.bot, chat.id, message)
+
+    def _rendered(self, reply: Reply) -> list[Rendered]:
+        return joined([self._render(reply, screen) for screen in reply.screens])
 
     def _render(self, reply: Reply, screen: Screen) -> Rendered:
         address = FLOWS[screen.state.flow].address if isinstance(screen, Summary) else "tu"
@@ -290,8 +293,8 @@ class Handlers:
             await self._update_pressed(query, reply)
         if reply.close_reply_keyboard:
             await self.send(bot, chat.id, self._renderer.noted(reply.language))
-        for screen in reply.screens:
-            await self.send(bot, chat.id, self._render(reply, screen))
+        for message in self._rendered(reply):
+            await self.send(bot, chat.id, message)
 
     async def _update_pressed(self, query: CallbackQuery, reply: Reply) -> None:
         message = query.message

@@ -204,6 +204,22 @@ class Renderer:
         return InlineKeyboardButton(label, callback_data=encode(action))
 
 
+def joined(messages: list[Message]) -> list[Message]:
+    """A notice without buttons goes in the same message as what follows it (the intro and the
+    first question, a confirmation and the next step): one Bot API call instead of two, and
+    the person reads the same. Kept apart only when together they would be too long."""
+    out: list[Message] = []
+    for message in messages:
+        previous = out[-1] if out else None
+        if previous is not None and previous.markup is None:
+            text = f"{previous.text}\n\n{message.text}"
+            if len(text) <= TEXT_MAX:
+                out[-1] = Message(text, message.markup)
+                continue
+        out.append(message)
+    return out
+
+
 def _bounded(text: str) -> str:
     if len(text) <= TEXT_MAX:
         return text

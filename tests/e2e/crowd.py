@@ -371,6 +371,9 @@ def expected_answers(name: str, phone: str) -> dict[str, Any]:
     }
 
 
+QUESTION_HEADER = re.compile(r"^Question (\d+)/", re.MULTILINE)
+
+
 def rank(message: ChatMessage) -> int | None:
     """Where a bot message stands in the questionnaire; None for anything else."""
     text = message.text or ""
@@ -378,8 +381,9 @@ def rank(message: ChatMessage) -> int | None:
         return 1000
     if "Tes réponses" in text:
         return 100
-    if text.startswith("Question "):
-        return int(text.split()[1].split("/")[0])
+    # A question's header starts a line: the first one comes after the flow's intro.
+    if found := QUESTION_HEADER.search(text):
+        return int(found.group(1))
     if "Qui êtes-vous" in text:
         return 0
     return None
