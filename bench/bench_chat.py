@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import aiohttp
 
 from bot.sandbox.emulator import BotApiEmulator, EmulatedUser
 
@@ -45,7 +48,26 @@ async def person_answers(user: EmulatedUser, waits: list[float]) -> None:
     waits.append(await exchange(user, lambda: user.send_text("17"), "Question 3/"))
 
 
+async def round_trips(port: int) -> float:
+    """The bot's own count of what it sent to its database (`/metrics`)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        for line in (await response.text()).splitlines():
+            if line.startswith("mentorat_db_round_trips_total "):
+                return float(line.split()[1])
+    raise RuntimeError("the bot's /metrics has no mentorat_db_round_trips_total")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def run(people: int, limit: float) -> None:
+    port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         async with BotApiEmulator() as emulator:
             env = {
@@ -55,6 +77,8 @@ async def run(people: int, limit: float) -> None:
                 "DATABASE_URL": f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}",
                 "TELEGRAM_MAX_REQUESTS_PER_SECOND": str(limit),
                 "LOG_LEVEL": "WARNING",
+                # /metrics, for the database round trips.
+                "WEB_PORT": str(port),
             }
             bot = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -73,11 +97,15 @@ async def run(people: int, limit: float) -> None:
                 users = [emulator.user(10_000 + i, f"P{i}") for i in range(people)]
                 waits: list[float] = []
                 requests_before = len(emulator.requests)
+                trips_before = await round_trips(port)
                 cpu_before = cpu_seconds(bot.pid)
                 started = time.perf_counter()
                 await asyncio.gather(*(person_answers(user, waits) for user in users))
                 elapsed = time.perf_counter() - started
                 cpu = cpu_seconds(bot.pid) - cpu_before
+                # The inbox's done rows go in a batch just after the replies.
+                await asyncio.sleep(1)
+                trips = await round_trips(port) - trips_before
                 requests = sum(
                     1 for r in emulator.requests[requests_before:] if r.method != "getUpdates"
                 )
@@ -90,6 +118,7 @@ async def run(people: int, limit: float) -> None:
         f"{people} people, {updates} updates in {elapsed:.2f} s: {updates / elapsed:.0f} updates/s"
     )
     print(f"  Bot API requests: {requests / updates:.1f} per update")
+    print(f"  database round trips: {trips / updates:.1f} per update")
     print(
         f"  reply time: median {1000 * statistics.median(waits):.0f} ms, "
         f"p95 {1000 * waits[int(0.95 * len(waits)) - 1]:.0f} ms"

@@ -7,7 +7,7 @@ object instead of rebuilding services by hand or reading them back from PTB's `b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,7 +18,7 @@ from conversations.handoff import SilenceRules
 from conversations.ports import UnitOfWorkFactory
 from conversations.services.policy import Policy
 from conversations.text import Text
-from storage.db import create_engine, is_sqlite, session_factory, write_lock
+from storage.db import RoundTrips, create_engine, is_sqlite, session_factory, write_lock
 from storage.uow import unit_of_work_factory
 
 
@@ -51,6 +51,7 @@ class Services:
     # process's rows would look abandoned and be taken over (its people asked again).
     bookkeeping: UnitOfWorkFactory
     bookkeeping_engine: AsyncEngine | None = None
+    round_trips: RoundTrips = field(default_factory=RoundTrips)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], datetime] = utc_now) -> Services:
@@ -62,6 +63,10 @@ class Services:
             # SQLite has one writer whatever the pool: the bookkeeping shares its write lock.
             bookkeeping_engine = create_engine(url, pool_size=2, max_overflow=2)
             bookkeeping = unit_of_work_factory(session_factory(bookkeeping_engine), None)
+        round_trips = RoundTrips()
+        for watched in (engine, bookkeeping_engine):
+            if watched is not None:
+                round_trips.watch(watched)
         return cls(
             settings,
             engine,
@@ -71,6 +76,7 @@ class Services:
             clock,
             bookkeeping,
             bookkeeping_engine,
+            round_trips,
         )
 
     def localize(self, language: str, text: Text) -> str:

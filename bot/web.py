@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +27,8 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from telegram import Bot, Message, Update
 from telegram.constants import ChatType
 
@@ -59,9 +61,13 @@ TEXT_MAX = 4096
 class Metrics:
     """Prometheus metrics of one process; no personal data, only counts."""
 
-    def __init__(self, *, webhook: bool = True) -> None:
+    def __init__(
+        self, *, webhook: bool = True, round_trips: Callable[[], int] | None = None
+    ) -> None:
         # One registry per server: several servers run in one test process.
         self.registry = CollectorRegistry()
+        if round_trips is not None:
+            self.registry.register(_RoundTripsCollector(round_trips))
         self.requests = Counter(
             "mentorat_webhook_requests",
             "Updates POSTed by Telegram, by result",
@@ -87,13 +93,27 @@ class Metrics:
             gauge.labels(status).set(count)
 
 
+class _RoundTripsCollector(Collector):
+    """Read at each scrape: the count lives in the storage layer's engine events."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "mentorat_db_round_trips",
+            "Statements, BEGIN, COMMIT, ROLLBACK and pool resets sent to the database",
+            value=self._count(),
+        )
+
+
 def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
     assert settings.webhook_url is not None
     assert settings.webhook_secret is not None
     secret = settings.webhook_secret.get_secret_value()
     application = bot.application
     unit_of_work = bot.services.unit_of_work
-    metrics = Metrics()
+    metrics = Metrics(round_trips=lambda: bot.services.round_trips.count)
     processor = application.update_processor
     assert isinstance(processor, PerChatUpdateProcessor)
 
@@ -182,7 +202,10 @@ async def operations_server(bot: TelegramBot, settings: Settings) -> AsyncIterat
     HEALTHCHECK reads /healthz); /healthz fails once the poller has stopped."""
     app = web.Application()
     add_operations_routes(
-        app, bot.services.unit_of_work, Metrics(webhook=False), alive=lambda: bot.poller.alive
+        app,
+        bot.services.unit_of_work,
+        Metrics(webhook=False, round_trips=lambda: bot.services.round_trips.count),
+        alive=lambda: bot.poller.alive,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

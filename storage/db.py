@@ -40,6 +40,24 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
+class RoundTrips:
+    """How many times this process spoke to its database: statements, plus the BEGIN, COMMIT,
+    ROLLBACK and pool resets around them. The benchmark divides it by the updates handled
+    (issue 13: the hot path's cost is counted, not guessed); `/metrics` exports it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def watch(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        for name in ("before_cursor_execute", "begin", "commit", "rollback"):
+            event.listen(sync, name, self._one)
+        event.listen(sync.pool, "reset", self._one)
+
+    def _one(self, *_args: Any, **_kwargs: Any) -> None:
+        self.count += 1
+
+
 def _begin_immediate(connection: Any) -> None:
     # A transaction that reads, then writes, cannot wait for the write lock once another writer
     # committed after its read: SQLite answers "database is locked" at once, busy timeout or not.

@@ -231,6 +231,10 @@ async def test_the_image_alone_polls_and_its_healthcheck_follows_the_poller(
         user = emulator.user(7002, "Inès")
         user.send_command("start")
         await user.wait_for_message(lambda m: "Collectif Mentorat" in (m.text or ""), timeout=30)
+        # What the benchmark divides by the updates handled: it counts, and the welcome cost some.
+        before = round_trips(metrics)
+        _status, metrics = await get(base, "/metrics")
+        assert round_trips(metrics) > before
 
         # The token is revoked: polling stops for good, and the HEALTHCHECK says so.
         emulator.faults.add(method="getUpdates", status=401, times=None)
@@ -253,3 +257,10 @@ async def test_without_a_token_the_image_refuses_to_serve_the_sandbox(
     with socket.socket() as probe:
         # Nothing listens where the sandbox page would have been.
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def round_trips(metrics: str) -> float:
+    [line] = [
+        line for line in metrics.splitlines() if line.startswith("mentorat_db_round_trips_total ")
+    ]
+    return float(line.split()[1])
