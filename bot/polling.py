@@ -75,7 +75,8 @@ class InboxPoller:
                 updates = await self._bot.get_updates(
                     offset=offset,
                     timeout=self._long_poll,
-                    read_timeout=self._long_poll + 10,
+                    # PTB adds the long poll's `timeout` to this: 10 s of grace past it.
+                    read_timeout=10,
                     allowed_updates=ALLOWED_UPDATES,
                 )
                 if updates:

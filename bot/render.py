@@ -59,6 +59,8 @@ TEXT_MAX = 4096
 class Message:
     text: str
     markup: Markup = None
+    # A notice without buttons: it may travel in the same message as the screen after it.
+    leads: bool = False
 
 
 class Renderer:
@@ -155,6 +157,7 @@ class Renderer:
         return Message(
             _bounded(self._t.html(language, notice.text)),
             InlineKeyboardMarkup(rows) if rows else None,
+            leads=not rows,
         )
 
     def notice_text(self, language: str, text: Text) -> str:
@@ -211,10 +214,10 @@ def joined(messages: list[Message]) -> list[Message]:
     out: list[Message] = []
     for message in messages:
         previous = out[-1] if out else None
-        if previous is not None and previous.markup is None:
+        if previous is not None and previous.leads and previous.markup is None:
             text = f"{previous.text}\n\n{message.text}"
             if len(text) <= TEXT_MAX:
-                out[-1] = Message(text, message.markup)
+                out[-1] = Message(text, message.markup, message.leads)
                 continue
         out.append(message)
     return out

@@ -9,7 +9,9 @@ not sent, so it is safe to retry), the same errors (`TimedOut`, `NetworkError`),
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
@@ -48,8 +50,13 @@ class AiohttpRequest(BaseRequest):
         self._proxy = proxy
         self._session: aiohttp.ClientSession | None = None
         # The pool's slots, counted here rather than in aiohttp's connector, so that waiting for
-        # one is told apart from connecting (the request was not sent).
+        # one is told apart from connecting (the request was not sent). Made in `initialize`:
+        # a semaphore belongs to the loop it first waits in.
         self._slots = asyncio.Semaphore(connection_pool_size)
+        # HTTPS_PROXY / NO_PROXY, read once: aiohttp's `trust_env` reads them (and ~/.netrc) in
+        # a thread at every request, which costs more CPU than the request itself.
+        self._environment_proxies: dict[str, str] = {}
+        self._proxy_of_host: dict[tuple[str, str], str | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -58,13 +65,14 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             # Created inside the running loop, as aiohttp requires.
+            self._slots = asyncio.Semaphore(self._pool_size)
+            self._environment_proxies = urllib.request.getproxies_environment()
+            self._proxy_of_host.clear()
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": self.USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),
-                # HTTPS_PROXY / NO_PROXY from the environment, as httpx honours them.
-                trust_env=True,
             )
 
     async def shutdown(self) -> None:
@@ -105,6 +113,19 @@ class AiohttpRequest(BaseRequest):
         finally:
             self._slots.release()
 
+    def _proxy_for(self, url: str) -> str | None:
+        if self._proxy is not None:
+            return self._proxy
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxy_of_host:
+            proxy = self._environment_proxies.get(parts.scheme)
+            bypass = proxy is not None and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+                key[1], self._environment_proxies
+            )
+            self._proxy_of_host[key] = None if bypass else proxy
+        return self._proxy_of_host[key]
+
     async def _send(
         self,
         session: aiohttp.ClientSession,
@@ -116,18 +137,19 @@ class AiohttpRequest(BaseRequest):
         write: float | None,
         connect: float | None,
     ) -> tuple[int, bytes]:
-        # aiohttp has no write timeout of its own: the whole exchange is bounded by connect +
-        # write + read together, on top of its socket connect and read timeouts.
-        parts = (connect, write, read)
-        total = None if None in parts else sum(p for p in parts if p is not None)
-        timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+        # Per operation, as httpx does: connecting (TLS included) and each read of the answer.
+        # aiohttp has no write timeout: a stalled upload is cut by the kernel's TCP timeouts.
+        del write
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect, sock_read=read
+        )
         try:
             async with session.request(
                 method,
                 url,
                 data=_body(request_data, files),
                 timeout=timeout,
-                proxy=self._proxy,
+                proxy=self._proxy_for(url),
                 allow_redirects=False,
             ) as response:
                 return response.status, await response.read()
@@ -144,9 +166,17 @@ def _body(request_data: RequestData | None, files: dict[str, Any] | None) -> Any
     fields = request_data.json_parameters
     if not files:
         return fields or None
-    form = aiohttp.FormData()
+    # Names as they are (httpx does the same): quoted, "élève.pdf" would reach Telegram as
+    # "%C3%A9l%C3%A8ve.pdf".
+    form = aiohttp.FormData(quote_fields=False)
     for name, value in fields.items():
         form.add_field(name, value)
     for name, (filename, content, mime_type) in files.items():
+        if not isinstance(content, bytes):
+            # A file handle: aiohttp would close it once sent, and a retry (after a 429) sends
+            # the same one again. Read from its start each time, as httpx does.
+            if content.seekable():
+                content.seek(0)
+            content = content.read()
         form.add_field(name, content, filename=filename, content_type=mime_type)
     return form

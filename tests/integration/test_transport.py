@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 
 import pytest
@@ -73,6 +74,24 @@ async def test_a_file_goes_as_multipart(
     assert seen[0].content_type == "multipart/form-data"
     assert b'filename="consent.pdf"' in bodies["/sendDocument"]
     assert b"%PDF-1.4 hello" in bodies["/sendDocument"]
+
+
+async def test_a_file_handle_sent_again_goes_whole_and_its_name_unquoted(
+    server: tuple[str, list[web.Request], dict[str, bytes]],
+) -> None:
+    """As httpx does: a retry (after a 429) sends the same handle from its start, and a name
+    with accents is not percent-encoded."""
+    base, _seen, bodies = server
+    with tempfile.TemporaryFile() as handle:
+        handle.write(b"%PDF-1.4 whole")
+        handle.seek(0)
+        upload = InputFile(handle, filename="élève.pdf", read_file_handle=False)
+        async with AiohttpRequest() as request:
+            for path in ("/first", "/again"):
+                await request.do_request(f"{base}{path}", "POST", data(chat_id=5, document=upload))
+    for path in ("/first", "/again"):
+        assert b"%PDF-1.4 whole" in bodies[path]
+        assert 'filename="élève.pdf"'.encode() in bodies[path]
 
 
 async def test_no_answer_within_the_read_timeout_is_timed_out(
