@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -51,6 +51,11 @@ def answers_from_json(stored: Mapping[str, Any]) -> dict[str, Answer]:
     return {
         key: tuple(value) if isinstance(value, list) else value for key, value in stored.items()
     }
+
+
+# When a person was last seen is kept to the hour: retention counts in days, and a write on every
+# answer would cost the hot path an UPDATE for nothing.
+LAST_SEEN_PRECISION = timedelta(hours=1)
 
 
 @dataclass(eq=False, kw_only=True)

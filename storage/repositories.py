@@ -16,6 +16,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.entities import (
+    LAST_SEEN_PRECISION,
     AssociationRecord,
     Consent,
     Conversation,
@@ -67,8 +68,10 @@ class PeopleRepository:
             self._session.add(person)
             await self._session.flush()
         else:
-            person.last_seen_at = now
-            if telegram_language:
+            # Kept to the hour (see LAST_SEEN_PRECISION): no UPDATE on nearly every answer.
+            if now - person.last_seen_at >= LAST_SEEN_PRECISION:
+                person.last_seen_at = now
+            if telegram_language and telegram_language != person.telegram_language:
                 person.telegram_language = telegram_language
         return person
 

@@ -374,3 +374,17 @@ async def test_unfinished_conversations_are_purged_and_counted(uow_factory) -> N
 async def test_a_unit_of_work_pings_its_database(uow_factory) -> None:  # type: ignore[no-untyped-def]
     async with uow_factory() as uow:
         await uow.ping()
+
+
+async def test_last_seen_moves_by_the_hour_not_at_every_answer(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    """Retention counts in days; an UPDATE of `people` on each answer would buy nothing."""
+    for moment in (NOW, NOW + timedelta(minutes=59), NOW + timedelta(minutes=61)):
+        async with uow_factory() as uow:
+            await uow.people.seen(3003, "fr", moment)
+            await uow.commit()
+        async with uow_factory() as uow:
+            person = await uow.people.by_telegram_id(3003)
+            assert person is not None
+            seen = person.last_seen_at
+        expected = NOW if moment < NOW + timedelta(hours=1) else moment
+        assert seen == expected

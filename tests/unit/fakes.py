@@ -23,6 +23,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from conversations.catalog import Catalog, load_catalog
 from conversations.entities import (
+    LAST_SEEN_PRECISION,
     AssociationRecord,
     Consent,
     Conversation,
@@ -466,8 +467,9 @@ class FakePeople(_Repository):
             self._uow.add(person)
             self._uow.flush_now()
         else:
-            person.last_seen_at = now
-            if telegram_language:
+            if now - person.last_seen_at >= LAST_SEEN_PRECISION:
+                person.last_seen_at = now
+            if telegram_language and telegram_language != person.telegram_language:
                 person.telegram_language = telegram_language
         return person
 
