@@ -113,9 +113,9 @@ class InboxRepository:
 
     async def touch(self, update_ids: Sequence[int], now: datetime) -> None:
         """This process still holds these: nobody else may take them over yet."""
-        if update_ids:
+        for chunk in _chunks(update_ids):
             await self._session.execute(
-                update(inbox).where(inbox.c.update_id.in_(update_ids)).values(claimed_at=now)
+                update(inbox).where(inbox.c.update_id.in_(chunk)).values(claimed_at=now)
             )
 
     async def attempt_failed(self, update_id: int, now: datetime) -> int:
@@ -137,9 +137,9 @@ class InboxRepository:
         )
 
     async def done(self, update_ids: Sequence[int]) -> None:
-        if update_ids:
+        for chunk in _chunks(update_ids):
             await self._session.execute(
-                delete(inbox).where(inbox.c.update_id.in_(update_ids), inbox.c.failed_at.is_(None))
+                delete(inbox).where(inbox.c.update_id.in_(chunk), inbox.c.failed_at.is_(None))
             )
 
     async def forget_before(self, moment: datetime) -> int:
@@ -148,3 +148,11 @@ class InboxRepository:
             delete(inbox).where(inbox.c.failed_at.is_not(None), inbox.c.failed_at < moment)
         )
         return rowcount(result)
+
+
+# A backlog can hold more ids than a statement takes parameters (32,767 for asyncpg and SQLite).
+CHUNK = 1000
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]

@@ -95,3 +95,22 @@ async def test_a_given_up_row_keeps_no_body_and_is_never_replayed(uow_factory: U
         assert await uow.inbox.forget_before(later) == 1
         await uow.commit()
     assert (known[1].body, known[1].failed) == (None, True)
+
+
+async def test_a_backlog_larger_than_a_statement_takes_is_touched_and_done(
+    uow_factory: UowFactory,
+) -> None:
+    """40,000 held ids: more parameters than one statement may carry on either backend."""
+    many = list(range(1, 40_001))
+    async with uow_factory() as uow:
+        await uow.inbox.store([(n, {"update_id": n}) for n in many[:3]], NOW)
+        await uow.commit()
+    later = NOW + STALE * 2
+    async with uow_factory() as uow:
+        await uow.inbox.touch(many, later)
+        assert await uow.inbox.claim_stale(later - STALE, later, 10) == []
+        await uow.inbox.done(many)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.inbox.claim_stale(later + STALE, later + STALE, 10) == []
+        assert await uow.inbox.store([(1, body(1))], later) == ({}, set())
