@@ -214,7 +214,7 @@ def joined(messages: list[Message]) -> list[Message]:
     out: list[Message] = []
     for message in messages:
         previous = out[-1] if out else None
-        if previous is not None and previous.leads and previous.markup is None:
+        if previous is not None and previous.leads:
             text = f"{previous.text}\n\n{message.text}"
             if len(text) <= TEXT_MAX:
                 out[-1] = Message(text, message.markup, message.leads)

@@ -30,10 +30,8 @@ class AiohttpRequest(BaseRequest):
         self,
         connection_pool_size: int = 256,
         read_timeout: float | None = 5.0,
-        write_timeout: float | None = 5.0,
         connect_timeout: float | None = 5.0,
         pool_timeout: float | None = 1.0,
-        media_write_timeout: float | None = 20.0,
         proxy: str | None = None,
     ) -> None:
         if proxy is not None and not proxy.lower().startswith(("http://", "https://")):
@@ -43,15 +41,13 @@ class AiohttpRequest(BaseRequest):
             raise ValueError("connection_pool_size must be at least 1")
         self._pool_size = connection_pool_size
         self._read_timeout = read_timeout
-        self._write_timeout = write_timeout
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
-        self._media_write_timeout = media_write_timeout
         self._proxy = proxy
         self._session: aiohttp.ClientSession | None = None
         # The pool's slots, counted here rather than in aiohttp's connector, so that waiting for
-        # one is told apart from connecting (the request was not sent). Made in `initialize`:
-        # a semaphore belongs to the loop it first waits in.
+        # one is told apart from connecting (the request was not sent). Made again in
+        # `initialize`: a semaphore belongs to the loop it first waits in.
         self._slots = asyncio.Semaphore(connection_pool_size)
         # HTTPS_PROXY / NO_PROXY, read once: aiohttp's `trust_env` reads them (and ~/.netrc) in
         # a thread at every request, which costs more CPU than the request itself.
@@ -99,17 +95,15 @@ class AiohttpRequest(BaseRequest):
             self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
         )
         pool = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
-        if isinstance(write_timeout, DefaultValue):
-            write = self._media_write_timeout if files else self._write_timeout
-        else:
-            write = write_timeout
+        # `write_timeout` is accepted and not enforced: aiohttp has no write timeout, and a
+        # stalled upload is cut by the kernel's TCP timeouts.
         try:
             async with asyncio.timeout(pool):
                 await self._slots.acquire()
         except TimeoutError as error:
             raise TimedOut(POOL_TIMEOUT_MESSAGE) from error
         try:
-            return await self._send(session, url, method, request_data, files, read, write, connect)
+            return await self._send(session, url, method, request_data, files, read, connect)
         finally:
             self._slots.release()
 
@@ -134,12 +128,9 @@ class AiohttpRequest(BaseRequest):
         request_data: RequestData | None,
         files: dict[str, Any] | None,
         read: float | None,
-        write: float | None,
         connect: float | None,
     ) -> tuple[int, bytes]:
         # Per operation, as httpx does: connecting (TLS included) and each read of the answer.
-        # aiohttp has no write timeout: a stalled upload is cut by the kernel's TCP timeouts.
-        del write
         timeout = aiohttp.ClientTimeout(
             total=None, connect=connect, sock_connect=connect, sock_read=read
         )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,11 +28,7 @@ class InboxRepository:
         handled and answered before (not kept again: a new row would outlive any reply)."""
         if not updates:
             return {}, set()
-        ids = [update_id for update_id, _body in updates]
-        known = {entry.update_id: entry for entry in await self._entries(ids)}
-        # Rows first, then the handled ids among the others: a row is deleted only after its
-        # update was recorded, so an update without a row and recorded was answered.
-        answered = await self._answered([i for i in ids if i not in known])
+        known, answered = await self._found([update_id for update_id, _body in updates])
         fresh = [
             {
                 "update_id": update_id,
@@ -52,33 +48,41 @@ class InboxRepository:
             )
         return known, answered
 
-    async def _answered(self, update_ids: Sequence[int]) -> set[int]:
-        """Of these, the ones handled whose row is gone: handled and answered (a row lives from
-        before an update is handled until its reply went), so Telegram sent one again."""
-        if not update_ids:
-            return set()
-        rows = await self._session.scalars(
-            select(processed_updates.c.update_id).where(
-                processed_updates.c.update_id.in_(update_ids),
-                ~exists().where(inbox.c.update_id == processed_updates.c.update_id),
-            )
+    async def _found(self, ids: Sequence[int]) -> tuple[dict[int, InboxEntry], set[int]]:
+        """In one statement (one snapshot, one round trip on the hot path): the rows already
+        there, and the ids handled whose row is gone. A row lives from before its update is
+        handled until its reply went, so those were handled and answered."""
+        stored = select(
+            inbox.c.update_id,
+            inbox.c.body,
+            inbox.c.attempts,
+            inbox.c.failed_at,
+            inbox.c.claimed_at,
+            literal(True).label("stored"),
+        ).where(inbox.c.update_id.in_(ids))
+        answered = select(
+            processed_updates.c.update_id,
+            # Labelled: one select would otherwise fold repeated NULLs into one column.
+            null().label("body"),
+            null().label("attempts"),
+            null().label("failed_at"),
+            null().label("claimed_at"),
+            literal(False),
+        ).where(
+            processed_updates.c.update_id.in_(ids),
+            ~exists().where(inbox.c.update_id == processed_updates.c.update_id),
         )
-        return set(rows)
-
-    async def _entries(self, ids: Sequence[int]) -> list[InboxEntry]:
-        rows = await self._session.execute(
-            select(
-                inbox.c.update_id,
-                inbox.c.body,
-                inbox.c.attempts,
-                inbox.c.failed_at,
-                inbox.c.claimed_at,
-            ).where(inbox.c.update_id.in_(ids))
-        )
-        return [
-            InboxEntry(update_id, body, attempts, failed_at is not None, claimed_at)
-            for update_id, body, attempts, failed_at, claimed_at in rows
-        ]
+        known: dict[int, InboxEntry] = {}
+        handled: set[int] = set()
+        rows = await self._session.execute(union_all(stored, answered))
+        for update_id, body, attempts, failed_at, claimed_at, is_stored in rows:
+            if not is_stored:
+                handled.add(update_id)
+            else:
+                known[update_id] = InboxEntry(
+                    update_id, body, attempts, failed_at is not None, claimed_at
+                )
+        return known, handled
 
     async def take_over(self, update_id: int, before: datetime, now: datetime) -> bool:
         """Claim one row nobody touched since `before`; False when another process just did."""

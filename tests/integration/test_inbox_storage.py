@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from storage.db import create_engine, session_factory
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 STALE = timedelta(seconds=30)
 UowFactory = Callable[[], UnitOfWork]
-
-
-@pytest.fixture
-async def uow_factory(database_url: str) -> AsyncIterator[UowFactory]:
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    yield lambda: UnitOfWork(sessions)
-    await engine.dispose()
 
 
 def body(update_id: int) -> dict[str, object]:

@@ -17,8 +17,6 @@ from bot.sandbox.emulator import BotApiEmulator
 from conversations.ports import CoordinatorNotice, UnitOfWorkFactory
 from conversations.services.policy import Policy
 from conversations.text import Text
-from storage.db import create_engine, session_factory
-from storage.uow import unit_of_work_factory
 
 TOKEN = "123456:OUTBOX-test"
 ADMIN = 555
@@ -35,13 +33,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture
-async def uow_factory(database_url: str) -> AsyncIterator[UnitOfWorkFactory]:
-    engine = create_engine(database_url)
-    yield unit_of_work_factory(session_factory(engine))
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,21 +21,12 @@ from conversations.ports import (
     SentCard,
 )
 from conversations.text import Lines, When, _
-from storage.db import create_engine, session_factory
 from storage.tables import outbox
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 UowFactory = Callable[[], UnitOfWork]
-
-
-@pytest.fixture
-async def uow_factory(database_url: str) -> AsyncIterator[UowFactory]:
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    yield lambda: UnitOfWork(sessions)
-    await engine.dispose()
 
 
 def card(

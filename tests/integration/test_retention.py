@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Table, func, select
 
 from conversations.entities import Person, Profile
@@ -13,18 +11,10 @@ from conversations.model import ConversationState, Status
 from conversations.ports import UnitOfWorkFactory
 from conversations.services import privacy
 from conversations.services.policy import Policy
-from storage.db import create_engine, session_factory
 from storage.tables import conversations, funnel_events, profiles
-from storage.uow import UnitOfWork, unit_of_work_factory
+from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def uow_factory(database_url: str) -> AsyncIterator[UnitOfWorkFactory]:
-    engine = create_engine(database_url)
-    yield unit_of_work_factory(session_factory(engine))
-    await engine.dispose()
 
 
 async def a_person(

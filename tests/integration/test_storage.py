@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,14 +17,6 @@ from storage.tables import consents, conversations, funnel_events, people, profi
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def uow_factory(database_url: str) -> AsyncIterator[type[UnitOfWork] | object]:
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    yield lambda: UnitOfWork(sessions)
-    await engine.dispose()
 
 
 def a_state(step: str = "age", **answers: object) -> ConversationState:
