@@ -7,6 +7,7 @@ changes at commit (cosmicpython's imperative mapping), so no SQLAlchemy type lea
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -88,6 +89,9 @@ class Conversation:
     draft: dict[str, Any] = field(default_factory=dict)
     editing: bool = False
     source: str | None = None
+    # Random, copied onto the funnel events: they outlive the conversation and name no person.
+    # (Loaded rows keep what is stored: the ORM does not call __init__.)
+    journey: str | None = field(default_factory=lambda: secrets.token_hex(8))
     id: int = field(default=None)  # type: ignore[assignment]
     version: int | None = None
 
@@ -152,6 +156,8 @@ class AssociationRecord:
     updated_at: datetime
     # Also set by coordinators (/pause) without a catalogue import.
     paused: bool = False
+    # Set from the dashboard; wins over the catalogue entry's capacity while it is not None.
+    weekly_capacity: int | None = None
     id: int = field(default=None)  # type: ignore[assignment]
 
     @property
@@ -216,5 +222,30 @@ class HandoffEvent:
     event: str
     at: datetime
     coordinator_id: int | None = None
+    detail: str | None = None
+    id: int = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class SignInLink:
+    """A single-use, short-lived sign-in to the dashboard, sent in the chat. Only its hash is kept."""
+
+    token_hash: str
+    telegram_id: int
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    id: int = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class AuditEntry:
+    """One sign-in or change made on the dashboard: who (a staff account), what, when."""
+
+    at: datetime
+    actor: int
+    role: str
+    action: str
+    target: str | None = None
     detail: str | None = None
     id: int = field(default=None)  # type: ignore[assignment]

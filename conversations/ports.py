@@ -17,6 +17,7 @@ from typing import Any, Protocol, Self, TypeAlias
 
 from conversations.entities import (
     AssociationRecord,
+    AuditEntry,
     Consent,
     Conversation,
     Coordinator,
@@ -25,6 +26,7 @@ from conversations.entities import (
     Invite,
     Person,
     Profile,
+    SignInLink,
 )
 from conversations.handoff import HandoffVerb
 from conversations.model import ConversationState
@@ -255,6 +257,17 @@ class InviteRepository(Protocol):
     async def forget_user(self, telegram_id: int) -> None: ...
 
 
+class SignInRepository(Protocol):
+    def add(self, link: SignInLink) -> None: ...
+    async def use(self, token_hash: str, now: datetime) -> SignInLink | None: ...
+    async def forget_before(self, moment: datetime) -> int: ...
+
+
+class AuditRepository(Protocol):
+    def record(self, entry: AuditEntry) -> None: ...
+    async def recent(self, limit: int) -> list[AuditEntry]: ...
+
+
 class HandoffRepository(Protocol):
     def add(self, handoff: Handoff) -> Handoff: ...
     async def get(self, handoff_id: int) -> Handoff | None: ...
@@ -324,6 +337,8 @@ class UnitOfWork(Protocol):
     handoffs: HandoffRepository
     outbox: Outbox
     inbox: InboxRepository
+    sign_ins: SignInRepository
+    audit: AuditRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

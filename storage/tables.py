@@ -34,6 +34,7 @@ from sqlalchemy.types import TypeDecorator
 
 from conversations.entities import (
     AssociationRecord,
+    AuditEntry,
     Consent,
     Conversation,
     Coordinator,
@@ -43,6 +44,7 @@ from conversations.entities import (
     Person,
     Profile,
     ProfileStatus,
+    SignInLink,
 )
 from conversations.ports import OutboxStatus
 
@@ -108,6 +110,8 @@ conversations = Table(
     Column("status", String(16), nullable=False),
     # Where the person came from (/start payload: a campaign, a school, a partner site).
     Column("source", String(64)),
+    # An anonymous token copied onto this conversation's funnel events, which outlive it.
+    Column("journey", String(32)),
     _moment("started_at"),
     _moment("updated_at"),
     # Optimistic concurrency: two instances handling one chat cannot both advance a step.
@@ -184,6 +188,11 @@ funnel_events = Table(
     Column("event", String(32), nullable=False),
     Column("detail", Text),
     _moment("at", index=True),
+    # One conversation's events share a random token (never a person's id): the funnel counts
+    # people who reached a step, not events, and finds where each one stopped.
+    Column("journey", String(32), index=True),
+    Column("language", String(8)),
+    Column("source", String(64)),
 )
 
 associations = Table(
@@ -195,6 +204,8 @@ associations = Table(
     Column("entry", JSON, nullable=False),
     # Also settable by coordinators (/pause) without a catalogue import.
     Column("paused", Boolean, nullable=False, default=False),
+    # Set by the Collectif from the dashboard: wins over the catalogue's capacity until cleared.
+    Column("weekly_capacity", Integer),
     _moment("created_at"),
     _moment("updated_at"),
 )
@@ -255,6 +266,32 @@ invites = Table(
     Column("used_by", BigInteger),
 )
 
+# A single-use, short-lived link to the staff dashboard, asked for with /dashboard. Hash only.
+sign_in_links = Table(
+    "sign_in_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("telegram_id", BigInteger, nullable=False),
+    _moment("created_at"),
+    _moment("expires_at", index=True),
+    _moment("used_at", nullable=True),
+)
+
+# Who did what on the dashboard, and when: staff ids and association slugs, never a young
+# person's data (a contact is named by its handoff id).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _moment("at", index=True),
+    Column("actor", BigInteger, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target", String(120)),
+    Column("detail", String(200)),
+)
+
 # A profile proposed to one association: proposed → delivered → taken → contacted → closed,
 # or declined / expired, after which the profile goes to the next association.
 handoffs = Table(
@@ -308,6 +345,9 @@ class FunnelEvent:
     event: str
     at: datetime
     detail: str | None = None
+    journey: str | None = None
+    language: str | None = None
+    source: str | None = None
     id: int = field(default=None)  # type: ignore[assignment]  # set on insert
 
 
@@ -329,5 +369,7 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(Invite, invites)
     mapper_registry.map_imperatively(Handoff, handoffs, version_id_col=handoffs.c.version)
     mapper_registry.map_imperatively(HandoffEvent, handoff_events)
+    mapper_registry.map_imperatively(SignInLink, sign_in_links)
+    mapper_registry.map_imperatively(AuditEntry, audit_log)
     mapper_registry.map_imperatively(ProcessedUpdate, processed_updates)
     mapper_registry.map_imperatively(FunnelEvent, funnel_events)

@@ -28,6 +28,7 @@ from storage.repositories import (
     ProfileRepository,
     UpdateLog,
 )
+from storage.staff import AuditRepository, SignInRepository
 from storage.tables import map_entities as map_entities  # re-exported: tests map without a session
 
 map_entities()
@@ -55,6 +56,8 @@ class UnitOfWork:
     handoffs: ports.HandoffRepository
     outbox: ports.Outbox
     inbox: ports.InboxRepository
+    sign_ins: ports.SignInRepository
+    audit: ports.AuditRepository
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None
@@ -86,6 +89,8 @@ class UnitOfWork:
         self.handoffs = HandoffRepository(self._session)
         self.outbox = OutboxRepository(self._session)
         self.inbox = InboxRepository(self._session)
+        self.sign_ins = SignInRepository(self._session)
+        self.audit = AuditRepository(self._session)
         return self
 
     async def __aexit__(

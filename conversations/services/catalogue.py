@@ -65,6 +65,9 @@ def associations_of(records: Iterable[AssociationRecord]) -> list[Association]:
     """Domain associations from stored entries; the `paused` column wins (coordinators' /pause)."""
     associations = []
     for record in records:
-        entry = AssociationEntry.model_validate({**record.entry, "paused": record.paused})
+        overrides: dict[str, object] = {"paused": record.paused}
+        if record.weekly_capacity is not None:
+            overrides["weekly_capacity"] = record.weekly_capacity
+        entry = AssociationEntry.model_validate({**record.entry, **overrides})
         associations.append(to_association(entry))
     return associations

@@ -25,6 +25,7 @@ from conversations.catalog import Catalog, load_catalog
 from conversations.entities import (
     LAST_SEEN_PRECISION,
     AssociationRecord,
+    AuditEntry,
     Consent,
     Conversation,
     Coordinator,
@@ -34,6 +35,7 @@ from conversations.entities import (
     Person,
     Profile,
     ProfileStatus,
+    SignInLink,
 )
 from conversations.handoff import HandoffStatus, HandoffVerb
 from conversations.matching import (
@@ -47,6 +49,7 @@ from conversations.model import Ask as AskScreen
 from conversations.model import ConfirmInput, ConversationState, Input, Status, Summary
 from conversations.ports import (
     AssociationWebhook,
+    AuditRepository,
     CatalogChanges,
     CatalogRepository,
     Claimed,
@@ -65,6 +68,7 @@ from conversations.ports import (
     PeopleRepository,
     ProfileRepository,
     SentCard,
+    SignInRepository,
     UnitOfWork,
     UpdateLog,
 )
@@ -152,6 +156,8 @@ class Tables:
     events: dict[int, HandoffEvent] = field(default_factory=dict)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     inbox: dict[int, InboxRow] = field(default_factory=dict)
+    sign_ins: dict[int, SignInLink] = field(default_factory=dict)
+    audit: dict[int, AuditEntry] = field(default_factory=dict)
 
     def table(self, name: str) -> dict[int, Any]:
         rows: dict[int, Any] = getattr(self, name)
@@ -173,6 +179,8 @@ _TABLE_OF: dict[type, str] = {
     HandoffEvent: "events",
     OutboxRow: "outbox",
     InboxRow: "inbox",
+    SignInLink: "sign_ins",
+    AuditEntry: "audit",
 }
 # Written with Core statements, not the ORM: a duplicate INSERT does nothing (ON CONFLICT DO
 # NOTHING) and an UPDATE that matches no row does nothing either. Their WHERE clauses are
@@ -187,6 +195,7 @@ _UNIQUE: dict[str, Callable[[Any], object]] = {
     "associations": lambda row: row.slug,
     "coordinators": lambda row: (row.association_id, row.telegram_id),
     "invites": lambda row: row.token_hash,
+    "sign_ins": lambda row: row.token_hash,
     "outbox": lambda row: row.key,
 }
 # The schema's ON DELETE (storage/tables.py): (child table, its column, True for CASCADE or
@@ -309,6 +318,8 @@ class FakeUnitOfWork:
     handoffs: HandoffRepository
     outbox: Outbox
     inbox: InboxRepository
+    sign_ins: SignInRepository
+    audit: AuditRepository
 
     def __init__(self, db: FakeDatabase) -> None:
         self._db = db
@@ -335,6 +346,8 @@ class FakeUnitOfWork:
         self.handoffs = FakeHandoffs(self)
         self.outbox = FakeOutbox(self)
         self.inbox = FakeInbox(self)
+        self.sign_ins = FakeSignIns(self)
+        self.audit = FakeAudit(self)
         return self
 
     async def __aexit__(
@@ -686,6 +699,34 @@ class FakeInvites(_Repository):
         for invite in self._uow.read().invites.values():
             if invite.used_by == telegram_id:
                 invite.used_by = None
+
+
+class FakeSignIns(_Repository):
+    def add(self, link: SignInLink) -> None:
+        self._uow.add(link)
+
+    async def use(self, token_hash: str, now: datetime) -> SignInLink | None:
+        rows = self._uow.read().sign_ins.values()
+        link = next((r for r in rows if r.token_hash == token_hash), None)
+        if link is None or link.used_at is not None or link.expires_at <= now:
+            return None
+        link.used_at = now
+        return link
+
+    async def forget_before(self, moment: datetime) -> int:
+        gone = [r.id for r in self._uow.read().sign_ins.values() if r.expires_at < moment]
+        for row_id in gone:
+            self._uow.delete("sign_ins", row_id)
+        return len(gone)
+
+
+class FakeAudit(_Repository):
+    def record(self, entry: AuditEntry) -> None:
+        self._uow.add(entry)
+
+    async def recent(self, limit: int) -> list[AuditEntry]:
+        rows = sorted(self._uow.read().audit.values(), key=lambda r: (r.at, r.id), reverse=True)
+        return rows[:limit]
 
 
 class FakeHandoffs(_Repository):
