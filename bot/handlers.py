@@ -94,6 +94,7 @@ class Handlers:
             "queue": lambda _update: actions.ShowQueue(),
             "pause": lambda _update: actions.PauseAssociation(paused=True),
             "resume": lambda _update: actions.PauseAssociation(paused=False),
+            "dashboard": lambda _update: actions.AskDashboard(),
         }
         for name, decode in commands.items():
             application.add_handler(CommandHandler(name, self._command(decode), PRIVATE & fresh))

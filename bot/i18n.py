@@ -52,6 +52,14 @@ class Translator:
     def html(self, language: str, text: Text) -> str:
         return self._render(language, text, escape=True)
 
+    def template(self, language: str, msgid: str, plural: str | None = None, count: int = 1) -> str:
+        """The translated reference text, placeholders untouched: for the dashboard's templates,
+        which fill them in with escaping of their own."""
+        catalog = self._catalogs.get(language, self._catalogs[DEFAULT_LANGUAGE])
+        if plural is not None:
+            return catalog.ngettext(msgid, plural, count)
+        return catalog.gettext(msgid)
+
     def value(self, language: str, value: Param, escape: bool = True) -> str:
         if isinstance(value, Text):
             return self._render(language, value, escape)

@@ -35,6 +35,7 @@ def policy_of(settings: Settings) -> Policy:
         ),
         abandoned_after=timedelta(days=settings.abandoned_conversation_days),
         retention=timedelta(days=settings.profile_retention_days),
+        dashboard_url=settings.dashboard_base_url,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +54,22 @@ class Settings(BaseSettings):
     telegram_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     # Updates of different chats handled at once; one chat's updates are always in order.
     max_concurrent_updates: int = Field(default=64, ge=1, le=1024)
+    # The staff dashboard's public address (the sign-in links sent by /dashboard point there);
+    # default: WEBHOOK_URL's origin, else http://WEB_HOST:WEB_PORT.
+    dashboard_url: str | None = None
+    # Signs the dashboard's session cookies; default: derived from the bot token, so that every
+    # process of one bot accepts the others' sessions.
+    dashboard_secret: SecretStr | None = None
+
+    @property
+    def dashboard_base_url(self) -> str:
+        if self.dashboard_url:
+            return self.dashboard_url.rstrip("/")
+        if self.webhook_url:
+            parts = urlsplit(self.webhook_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        host = "127.0.0.1" if self.web_host in ("", "0.0.0.0", "::") else self.web_host
+        return f"http://{host}:{self.web_port}"
 
     @field_validator("admin_telegram_ids", mode="before")
     @classmethod
@@ -79,7 +96,19 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_URL must be https:// (Telegram only calls HTTPS webhooks)")
         return self
 
-    @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
+    @field_validator("dashboard_url")
+    @classmethod
+    def _dashboard_url_is_a_plain_address(cls, value: str | None) -> str | None:
+        # It goes into a link in the chat: an address, nothing that could break out of it.
+        if value is not None and not re.fullmatch(
+            r"https?://[A-Za-z0-9.\-]+(:\d+)?(/[\w.\-/]*)?", value
+        ):
+            raise ValueError("DASHBOARD_URL: an http(s) address such as https://bot.example.org")
+        return value
+
+    @field_validator(
+        "telegram_bot_token", "webhook_secret", "webhook_url", "dashboard_url", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -33,6 +33,7 @@ from telegram import Bot, Message, Update
 from telegram.constants import ChatType
 
 from bot.app import TelegramBot, build_bot
+from bot.dashboard.app import Dashboard, add_dashboard_routes
 from bot.inbox import Outcome
 from bot.processor import PerChatUpdateProcessor
 from bot.settings import Settings
@@ -155,7 +156,19 @@ def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post(urlsplit(settings.webhook_url).path or "/", telegram)
     add_operations_routes(app, unit_of_work, metrics)
+    add_dashboard_routes(app, dashboard_of(bot))
     return app
+
+
+def dashboard_of(bot: TelegramBot) -> Dashboard:
+    token = bot.services.settings.telegram_bot_token
+    assert token is not None
+    return Dashboard(
+        lambda: bot.services,
+        bot_username=lambda: bot.application.bot.username,
+        bot_token=token.get_secret_value(),
+        settings=bot.services.settings,
+    )
 
 
 def add_operations_routes(
@@ -199,7 +212,8 @@ def add_operations_routes(
 @contextlib.asynccontextmanager
 async def operations_server(bot: TelegramBot, settings: Settings) -> AsyncIterator[None]:
     """Polling mode: /healthz, /readyz and /metrics on WEB_HOST:WEB_PORT (the image's
-    HEALTHCHECK reads /healthz); /healthz fails once the poller has stopped."""
+    HEALTHCHECK reads /healthz), and the staff dashboard at /admin; /healthz fails once the
+    poller has stopped."""
     app = web.Application()
     add_operations_routes(
         app,
@@ -207,6 +221,7 @@ async def operations_server(bot: TelegramBot, settings: Settings) -> AsyncIterat
         Metrics(webhook=False, round_trips=lambda: bot.services.round_trips.count),
         alive=lambda: bot.poller.alive,
     )
+    add_dashboard_routes(app, dashboard_of(bot))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -222,7 +237,7 @@ async def operations_server(bot: TelegramBot, settings: Settings) -> AsyncIterat
             )
         else:
             log.info(
-                "polling mode: /healthz, /readyz, /metrics on %s:%s",
+                "polling mode: /healthz, /readyz, /metrics and the dashboard (/admin) on %s:%s",
                 settings.web_host,
                 settings.web_port,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -163,6 +164,22 @@ class HandoffRepository:
             .where(handoffs.c.association_id == association_id, handoffs.c.status.in_(IN_QUEUE))
             .order_by(handoffs.c.created_at, handoffs.c.id)
         )
+        return [(handoff, profile) for handoff, profile in rows]
+
+    async def open_for(
+        self, association_ids: Sequence[int] | None, statuses: Sequence[str]
+    ) -> list[tuple[Handoff, Profile]]:
+        """The handoffs of these associations (every one's when None) in these statuses, oldest
+        first, with their profiles: the dashboard's queue."""
+        query = (
+            select(Handoff, Profile)
+            .join(Profile, profiles.c.id == handoffs.c.profile_id)
+            .where(handoffs.c.status.in_(list(statuses)))
+            .order_by(handoffs.c.created_at, handoffs.c.id)
+        )
+        if association_ids is not None:
+            query = query.where(handoffs.c.association_id.in_(list(association_ids)))
+        rows = await self._session.execute(query)
         return [(handoff, profile) for handoff, profile in rows]
 
     async def created_counts(self, start: datetime, end: datetime) -> dict[int, int]:

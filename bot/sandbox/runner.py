@@ -17,6 +17,8 @@ from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from bot.dashboard.app import Dashboard, add_dashboard_routes
+from bot.runtime import Services
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import Settings
 
@@ -55,7 +57,10 @@ PERSONAS = (
     Persona(200001, "Karim", "mentor", "Mentor·e", "sandbox"),
     # Joined through invites at start-up (see _join_coordinator): the page only shows the chat.
     Persona(900001, "Camille", "coordinator", "Coordinateur·rice", None),
+    # An admin of the Collectif: /dashboard gives them the sign-in link to the staff dashboard.
+    Persona(800001, "Sam", "admin", "Équipe du Collectif", None),
 )
+ADMIN_PERSONA = 800001
 
 
 class Sandbox:
@@ -93,6 +98,22 @@ class Sandbox:
             await asyncio.to_thread(_wipe_database, self._settings.database_url)
             await self._start()
 
+    def dashboard(self) -> Dashboard:
+        """The staff dashboard of whichever bot is current (a reset swaps it)."""
+
+        def services() -> Services:
+            if self._bot is None:
+                raise web.HTTPServiceUnavailable(text="the sandbox is restarting\n")
+            return self._bot.services
+
+        def username() -> str:
+            return self._bot.application.bot.username if self._bot is not None else "bot"
+
+        settings = self._settings.model_copy(
+            update={"telegram_bot_token": SecretStr(SANDBOX_TOKEN)}
+        )
+        return Dashboard(services, username, SANDBOX_TOKEN, settings)
+
     async def wait_live(self, patience: float = 30.0) -> BotApiEmulator | None:
         """The current emulator, once a reset in progress is over; None if it never ends."""
         try:
@@ -118,6 +139,7 @@ class Sandbox:
                 update={
                     "telegram_bot_token": SecretStr(SANDBOX_TOKEN),
                     "telegram_api_base_url": emulator.base_url,
+                    "admin_telegram_ids": (*self._settings.admin_telegram_ids, ADMIN_PERSONA),
                 }
             )
             bot = build_bot(settings)
@@ -182,6 +204,12 @@ async def _join_coordinator(bot: TelegramBot, emulator: BotApiEmulator) -> None:
     if not user.started:
         user.send_command("start")
         await user.next_message(timeout=10)
+    # The admin persona has written to the bot too, so that the admins' alerts reach its pane.
+    admin = next(p for p in PERSONAS if p.role == "admin")
+    user = emulator.user(admin.id, admin.first_name, language_code="fr")
+    if not user.started:
+        user.send_command("help")
+        await user.next_message(timeout=10)
 
 
 async def _last_handled_update_id(url: str) -> int:
@@ -226,6 +254,7 @@ def build_page_app(sandbox: Sandbox) -> web.Application:
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/sandbox/api/personas", _personas(sandbox))
     app.router.add_post("/sandbox/reset", _reset(sandbox))
+    add_dashboard_routes(app, sandbox.dashboard())
     # The emulator's user-side routes (bot.sandbox.webapi), served here for whichever emulator
     # is current: a reset replaces the emulator while the page stays on this server.
     dispatch = _dispatch(sandbox)

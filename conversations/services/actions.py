@@ -102,6 +102,11 @@ class PauseAssociation:
     paused: bool
 
 
+@dataclass(frozen=True)
+class AskDashboard:
+    """/dashboard: a sign-in link for admins and coordinators."""
+
+
 Action: TypeAlias = (
     Start
     | ChooseFlow
@@ -120,4 +125,5 @@ Action: TypeAlias = (
     | DeclineJoin
     | ShowQueue
     | PauseAssociation
+    | AskDashboard
 )

@@ -15,7 +15,9 @@ from typing import Any
 from conversations.catalog import AssociationEntry, Catalog, load_catalog, to_association
 from conversations.entities import AssociationRecord
 from conversations.matching import Association
-from conversations.ports import CatalogChanges, Conflict, UnitOfWorkFactory
+from conversations.ports import CatalogChanges, Conflict, UnitOfWork, UnitOfWorkFactory
+from conversations.services import access
+from conversations.services.access import Staff
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +73,39 @@ def associations_of(records: Iterable[AssociationRecord]) -> list[Association]:
         entry = AssociationEntry.model_validate({**record.entry, **overrides})
         associations.append(to_association(entry))
     return associations
+
+
+# --- from the staff dashboard --------------------------------------------------------------------
+
+# A week's capacity set from the dashboard: what an association could plausibly take.
+CAPACITY_MAX = 10_000
+
+
+async def set_paused(
+    uow: UnitOfWork, who: Staff, association_id: int, paused: bool, now: datetime
+) -> AssociationRecord | None:
+    """Pause or resume an association this account may see; None when it may not."""
+    record = await uow.catalog.get(association_id)
+    if record is None or not who.sees(association_id):
+        return None
+    if record.paused != paused:
+        record.paused = paused
+        access.record(uow, who, "pause" if paused else "resume", record.slug, now)
+        log.info("%s %s from the dashboard", record.slug, "paused" if paused else "resumed")
+    return record
+
+
+async def set_capacity(
+    uow: UnitOfWork, who: Staff, association_id: int, capacity: int | None, now: datetime
+) -> AssociationRecord | None:
+    """A weekly capacity that wins over the catalogue's (None goes back to the catalogue's)."""
+    record = await uow.catalog.get(association_id)
+    if record is None or not who.sees(association_id):
+        return None
+    if capacity is not None and not 0 <= capacity <= CAPACITY_MAX:
+        raise ValueError(f"a weekly capacity is between 0 and {CAPACITY_MAX}")
+    if record.weekly_capacity != capacity:
+        record.weekly_capacity = capacity
+        shown = "catalogue" if capacity is None else str(capacity)
+        access.record(uow, who, "capacity", record.slug, now, shown)
+    return record

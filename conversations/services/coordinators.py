@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from conversations.entities import AssociationRecord, Coordinator, Invite
 from conversations.handoff import HandoffStatus
 from conversations.ports import UnitOfWork
+from conversations.services import access
+from conversations.services.access import Staff
 from conversations.services.cards import ROLE_LINES
 from conversations.services.handoffs import release_taken
 from conversations.services.policy import Policy
@@ -213,3 +215,46 @@ async def set_paused(uow: UnitOfWork, telegram_id: int, paused: bool) -> list[Te
         log.info("%s %s by a coordinator", record.slug, "paused" if paused else "resumed")
         texts.append((PAUSED if paused else RESUMED).fmt(association=record.name))
     return texts
+
+
+# --- from the staff dashboard --------------------------------------------------------------------
+
+# An invite made on the dashboard is printed or forwarded: it works for a week, once.
+DASHBOARD_INVITE_VALID_FOR = timedelta(days=7)
+
+
+async def listing_for(uow: UnitOfWork, who: Staff) -> list[tuple[Coordinator, AssociationRecord]]:
+    """The coordinators (active or not) of the associations this account may see."""
+    records = {record.id: record for record in await uow.catalog.records()}
+    return [
+        (coordinator, records[coordinator.association_id])
+        for coordinator, _slug in await uow.coordinators.listing()
+        if coordinator.association_id in records and who.sees(coordinator.association_id)
+    ]
+
+
+async def invite_for(
+    uow: UnitOfWork, who: Staff, association_id: int, now: datetime
+) -> Invitation | None:
+    """A new invite to an association this account may see; None when it may not."""
+    record = await uow.catalog.get(association_id)
+    if record is None or not who.sees(association_id):
+        return None
+    invitation = await invite(uow, record.slug, now, DASHBOARD_INVITE_VALID_FOR)
+    access.record(uow, who, "invite", record.slug, now)
+    return invitation
+
+
+async def remove_by_admin(
+    uow: UnitOfWork, who: Staff, coordinator_id: int, now: datetime, policy: Policy
+) -> AssociationRecord | None:
+    """An admin removes a coordinator: no more cards, their contacts go back to colleagues."""
+    coordinator = await uow.coordinators.get(coordinator_id)
+    if not who.admin or coordinator is None or not coordinator.active:
+        return None
+    record = await uow.catalog.get(coordinator.association_id)
+    if record is None:
+        return None
+    await leave(uow, coordinator, now, policy)
+    access.record(uow, who, "remove_coordinator", f"{record.slug} #{coordinator.id}", now)
+    return record

@@ -17,6 +17,8 @@ class Policy:
     # Retention (CNIL): unfinished questionnaires, then everything about a person.
     abandoned_after: timedelta = timedelta(days=30)
     retention: timedelta = timedelta(days=3 * 365)
+    # Where /dashboard's sign-in links point (the dashboard's public address).
+    dashboard_url: str = "http://127.0.0.1:8080"
 
     @property
     def reroute_days(self) -> int:

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 
 from conversations.entities import Person
 from conversations.ports import Conflict, Localize, UnitOfWork, UnitOfWorkFactory
-from conversations.services import coordinators, handoffs, onboarding, privacy
+from conversations.services import access, coordinators, handoffs, onboarding, privacy
 from conversations.services.actions import (
     Action,
     ActOnHandoff,
     Answer,
+    AskDashboard,
     AskErase,
     Cancel,
     ChooseFlow,
@@ -165,6 +166,12 @@ async def _dispatch(
         case PauseAssociation(paused):
             texts = await coordinators.set_paused(uow, sender.telegram_id, paused)
             return _notices(language, texts)
+        case AskDashboard():
+            link = await access.new_link(
+                uow, sender.telegram_id, policy.admins, policy.dashboard_url, sender.now
+            )
+            text = access.NOT_STAFF if link is None else access.LINK_SENT.fmt(link=link)
+            return Reply(language, screens=(Notice(text),))
     return Reply(language, toast=onboarding.FORGED)
 
 

@@ -10,11 +10,13 @@
     mentee: "Un·e jeune qui cherche un·e mentor·e",
     mentor: "Une personne qui veut devenir mentor·e",
     coordinator: "Reçoit les profils de son association",
+    admin: "Envoyez /dashboard pour ouvrir le tableau de bord",
   };
   const EMPTY_TEXT = {
     mentee: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
     mentor: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
     coordinator: "Les profils envoyés à son association arriveront ici.",
+    admin: "Écrivez /dashboard : le bot répond avec un lien de connexion au tableau de bord.",
   };
   // Tags the emulator rebuilds from Telegram entities; anything else is dropped, as a safety net.
   const ALLOWED_TAGS = new Set([
