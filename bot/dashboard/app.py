@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import segno
 from aiohttp import web
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -239,6 +239,7 @@ class _Pages:
             percent=lambda value: "–" if value is None else format_percent(value, locale=language),
             hours=lambda value: _hours(value, language),
             moment=lambda value: _moment(value, language),
+            day=lambda value: format_date(value.astimezone(FRENCH_TIME), "full", locale=language),
             language=language,
             other_language="en" if language == "fr" else "fr",
             staff=request[VISIT].staff,
@@ -310,7 +311,13 @@ class _Pages:
             return _see_other("/admin/contacts")
         period = stats.week_of(request[VISIT].now)
         figures = await stats.overview(self._services.unit_of_work, period)
-        return self._page(request, "overview.html", figures=figures, flows=_flow_names())
+        return self._page(
+            request,
+            "overview.html",
+            figures=figures,
+            flows=_flow_names(),
+            last_day=period.end - timedelta(days=1),
+        )
 
     async def funnel(self, request: web.Request) -> web.StreamResponse:
         self._staff(request, admin=True)

@@ -7,18 +7,29 @@ same time do not mix.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from conversations.flows import FLOWS
 from conversations.services.stats import FlowFunnel
+from conversations.text import Text, _
 
 # Pixels: wide enough for a dozen step names on a laptop, readable on a phone once scaled down.
 WIDTH, HEIGHT, DPI = 960, 540, 96
 # Colours that stay distinct for the common colour blindnesses (Okabe–Ito).
 REACHED, ANSWERED, ABANDONED = "#0072B2", "#56B4E9", "#D55E00"
+LEGEND = (_("Ont vu la question"), _("Ont répondu"), _("Se sont arrêtés là"))
+
+
+def funnel_chart(funnel: FlowFunnel, title: str, translate: Callable[[Text], str]) -> bytes:
+    """The funnel with its questions' titles and the legend in one language (`translate` gives
+    a text as plain words in it)."""
+    titles = {step.key: step.title for step in FLOWS[funnel.flow].steps}
+    labels = [f"{s.position}. {translate(titles[s.step])}" for s in funnel.steps]
+    return funnel_png(funnel, labels, [translate(text) for text in LEGEND], title)
 
 
 def funnel_png(

@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from bot.dashboard.app import Dashboard, add_dashboard_routes
-from bot.runtime import Services
+from bot.runtime import Services, utc_now
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import Settings
 
@@ -66,8 +66,15 @@ ADMIN_PERSONA = 800001
 class Sandbox:
     """One emulator and the bot polling it; `reset()` swaps both for fresh ones."""
 
-    def __init__(self, settings: Settings, on_ready: OnReady | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_ready: OnReady | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._settings = settings
+        # Tests move time forward (a questionnaire left for a day counts as abandoned).
+        self._clock = clock
         self._on_ready = on_ready
         self._emulator: BotApiEmulator | None = None
         self._application: Application | None = None  # type: ignore[type-arg]
@@ -142,7 +149,7 @@ class Sandbox:
                     "admin_telegram_ids": (*self._settings.admin_telegram_ids, ADMIN_PERSONA),
                 }
             )
-            bot = build_bot(settings)
+            bot = build_bot(settings, clock=self._clock)
             application = bot.application
             # The steps and order of Application.run_polling(), which the production bot uses;
             # run_polling() itself owns the event loop and so cannot run beside the page.
@@ -190,7 +197,7 @@ async def _join_coordinator(bot: TelegramBot, emulator: BotApiEmulator) -> None:
     from conversations.services import coordinators
 
     coordinator = next(p for p in PERSONAS if p.role == "coordinator")
-    now = datetime.now(UTC)
+    now = bot.services.clock()
     async with bot.services.unit_of_work() as uow:
         for record in await uow.catalog.records():
             if await uow.coordinators.find(record.id, coordinator.id) is None:
@@ -316,9 +323,14 @@ async def run_sandbox(
     *,
     ready: asyncio.Event | None = None,
     on_ready: OnReady | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> None:
     """Runs the sandbox until cancelled (Ctrl+C); `ready` is set once the page can be used."""
-    sandbox = Sandbox(settings, on_ready)
+    if settings.dashboard_url is None and port:
+        # The dashboard is on the page's server: its sign-in links must point here.
+        shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        settings = settings.model_copy(update={"dashboard_url": f"http://{shown}:{port}"})
+    sandbox = Sandbox(settings, on_ready, clock)
     runner: web.AppRunner | None = None
     try:
         await sandbox.start()
