@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import segno
@@ -159,6 +159,9 @@ class _Pages:
         visit.flash = _flash_text(self._signer.unsign(request.cookies.get(FLASH_COOKIE), "flash"))
         signing_in = request.path.startswith("/admin/sign-in/")
         try:
+            if request.method == "POST" and _cross_site(request):
+                log.warning("dashboard: a form posted from another site was refused")
+                raise _Forbidden("csrf")
             if request.method == "POST" and not signing_in:
                 form = await request.post()
                 given = form.get(CSRF_FIELD)
@@ -185,8 +188,9 @@ class _Pages:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        # The sign-in link's token is in the address: never pass it on to another site.
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # The sign-in link's token is in the address: never pass it on to another site. (Not
+        # no-referrer: Chromium then sends "Origin: null" with the page's own forms.)
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -518,7 +522,7 @@ class _Pages:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         async for row in rows(self._services.unit_of_work, period):
-            writer.writerow(row)
+            writer.writerow([_cell(value) for value in row])
             if buffer.tell() > 64 * 1024:
                 await response.write(buffer.getvalue().encode())
                 buffer.seek(0)
@@ -598,6 +602,21 @@ def _number(value: float | int | None, language: str) -> str:
 
 def _hours(value: float | None, language: str) -> str:
     return "–" if value is None else f"{format_decimal(round(value, 1), locale=language)} h"
+
+
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run: a /start payload is typed by anyone, and "=…" in
+    Excel or LibreOffice is a formula (CSV injection, OWASP)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _cross_site(request: web.Request) -> bool:
+    """A form posted from another site (the browser says so in Origin): refused even before the
+    CSRF token is read, the sign-in form included (no signing a victim into one's own account)."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != request.host
 
 
 def _see_other(to: str) -> web.Response:

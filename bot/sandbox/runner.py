@@ -141,6 +141,11 @@ class Sandbox:
         # Only the bot talks to the Bot API side: it stays on the loopback interface.
         await emulator.start("127.0.0.1", 0)
         self._emulator = emulator
+        # The admin persona writes to the bot before it starts, so that whatever the bot sends
+        # admins from its first moment (the weekly digest, alerts) reaches its pane: Telegram
+        # lets a bot write only to people who wrote to it first.
+        admin = next(p for p in PERSONAS if p.role == "admin")
+        emulator.user(admin.id, admin.first_name, language_code="fr").send_command("help")
         try:
             settings = self._settings.model_copy(
                 update={
@@ -211,12 +216,7 @@ async def _join_coordinator(bot: TelegramBot, emulator: BotApiEmulator) -> None:
     if not user.started:
         user.send_command("start")
         await user.next_message(timeout=10)
-    # The admin persona has written to the bot too, so that the admins' alerts reach its pane.
-    admin = next(p for p in PERSONAS if p.role == "admin")
-    user = emulator.user(admin.id, admin.first_name, language_code="fr")
-    if not user.started:
-        user.send_command("help")
-        await user.next_message(timeout=10)
+
 
 
 async def _last_handled_update_id(url: str) -> int:
