@@ -34,7 +34,15 @@ class Milestone(StrEnum):
     """Anonymous funnel events: where people go and where they give up."""
 
     STARTED = "started"
+    # A step was shown to a journey: the first one at the start, then each new step asked
+    # (after an answer, Back or an edit); not the summary, not a step asked again.
+    REACHED = "reached"
+    # Counted once, when a step gets its first answer.
     ANSWERED = "answered"
+    # An answer refused, and the same step asked again with the reason.
+    INVALID = "invalid"
+    # "Retour" pressed, recorded with the step the person went back from.
+    BACK = "back"
     EXITED = "exited"
     COMPLETED = "completed"
     NO_MATCH = "no_match"

@@ -225,8 +225,20 @@ class UpdateLog(Protocol):
 
 class FunnelRepository(Protocol):
     def record(
-        self, flow: str, step: str | None, event: str, at: datetime, detail: str | None = None
-    ) -> None: ...
+        self,
+        flow: str,
+        step: str | None,
+        event: str,
+        at: datetime,
+        detail: str | None = None,
+        *,
+        journey: str | None = None,
+        language: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        """One anonymous event; `journey` is the conversation's random token, never a person id."""
+        ...
+
     async def counts(self) -> dict[tuple[str, str], int]: ...
     async def answered_by_step(self) -> dict[tuple[str, str], int]: ...
 
@@ -285,12 +297,128 @@ class HandoffRepository(Protocol):
     async def taken_by(self, coordinator_id: int) -> list[Handoff]: ...
     async def recipients(self, profile_ids: list[int]) -> list[tuple[Handoff, str]]: ...
     async def queue(self, association_id: int) -> list[tuple[Handoff, Profile]]: ...
+    async def open_for(
+        self, association_ids: Sequence[int] | None, statuses: Sequence[str]
+    ) -> list[tuple[Handoff, Profile]]: ...
     async def created_counts(self, start: datetime, end: datetime) -> dict[int, int]: ...
     async def waiting_counts(self) -> dict[int, int]: ...
     async def silent_since(self, moment: datetime, reminded: bool) -> list[Handoff]: ...
     async def summary(self) -> list[tuple[str, str, int]]: ...
     async def take_delays(self) -> list[tuple[str, datetime, datetime]]: ...
     async def counts_by_status(self) -> dict[str, int]: ...
+
+
+# --- the staff's figures: read-only views (cosmicpython's "views") ------------------------------
+
+
+@dataclass(frozen=True)
+class StepTally:
+    """How many funnel events of one kind a step had, and how many journeys they came from."""
+
+    flow: str
+    step: str | None
+    event: str
+    events: int
+    journeys: int
+
+
+@dataclass(frozen=True)
+class TakeDelay:
+    association_id: int
+    created_at: datetime
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class HandoffLine:
+    """One handoff as the exports show it: ids, statuses and times, nothing about the person."""
+
+    id: int
+    association: str
+    role: str | None
+    department: str | None
+    status: str
+    decline_reason: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    taken_at: datetime | None
+    contacted_at: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FunnelLine:
+    id: int
+    journey: str | None
+    flow: str
+    step: str | None
+    event: str
+    language: str | None
+    source: str | None
+    at: datetime
+
+
+class Figures(Protocol):
+    """Queries that only read, for the dashboard, the exports and /stats. Windows are [start, end).
+
+    `flow`, `language` and `source` narrow funnel queries when given (None: all)."""
+
+    async def milestones(
+        self, start: datetime, end: datetime, kinds: Sequence[str]
+    ) -> dict[tuple[str, str | None, str], int]:
+        """(flow, language, event) -> events of those kinds in the window."""
+        ...
+
+    async def step_tallies(
+        self,
+        start: datetime,
+        end: datetime,
+        flow: str | None = None,
+        language: str | None = None,
+        source: str | None = None,
+    ) -> list[StepTally]: ...
+
+    async def abandoned(
+        self,
+        start: datetime,
+        end: datetime,
+        idle_before: datetime,
+        ended_by: Sequence[str],
+        flow: str | None = None,
+        language: str | None = None,
+        source: str | None = None,
+    ) -> dict[tuple[str, str], int]:
+        """(flow, step) -> journeys whose last event, in the window and before `idle_before`,
+        is at that step and is none of `ended_by`."""
+        ...
+
+    async def sources(self) -> list[str]: ...
+
+    async def declines(self, start: datetime, end: datetime) -> dict[tuple[int, str | None], int]:
+        """(association id, reason) -> declined handoffs created in the window."""
+        ...
+
+    async def rerouted(self, start: datetime, end: datetime) -> int:
+        """Profiles with a second (or later) handoff created in the window."""
+        ...
+
+    async def take_delays(self, start: datetime, end: datetime) -> list[TakeDelay]:
+        """Handoffs taken in the window."""
+        ...
+
+    async def gaps(self, start: datetime, end: datetime) -> list[tuple[str, str | None, int]]:
+        """(flow, department, count) of the no-match events in the window."""
+        ...
+
+    async def handoff_page(
+        self, start: datetime, end: datetime, after: int, limit: int
+    ) -> list[HandoffLine]:
+        """Handoffs created in the window with an id above `after`, by id."""
+        ...
+
+    async def funnel_page(
+        self, start: datetime, end: datetime, after: int, limit: int
+    ) -> list[FunnelLine]: ...
 
 
 class Outbox(Protocol):
@@ -339,6 +467,7 @@ class UnitOfWork(Protocol):
     inbox: InboxRepository
     sign_ins: SignInRepository
     audit: AuditRepository
+    figures: Figures
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -235,9 +235,29 @@ class FunnelRepository:
         self._session = session
 
     def record(
-        self, flow: str, step: str | None, event: str, at: datetime, detail: str | None = None
+        self,
+        flow: str,
+        step: str | None,
+        event: str,
+        at: datetime,
+        detail: str | None = None,
+        *,
+        journey: str | None = None,
+        language: str | None = None,
+        source: str | None = None,
     ) -> None:
-        self._session.add(FunnelEvent(flow=flow, step=step, event=event, at=at, detail=detail))
+        self._session.add(
+            FunnelEvent(
+                flow=flow,
+                step=step,
+                event=event,
+                at=at,
+                detail=detail,
+                journey=journey,
+                language=language,
+                source=source,
+            )
+        )
 
     async def counts(self) -> dict[tuple[str, str], int]:
         rows = await self._session.execute(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from conversations import ports
+from storage.figures import Figures
 from storage.handoffs import CoordinatorRepository, HandoffRepository, InviteRepository
 from storage.inbox import InboxRepository
 from storage.outbox import OutboxRepository
@@ -58,6 +59,7 @@ class UnitOfWork:
     inbox: ports.InboxRepository
     sign_ins: ports.SignInRepository
     audit: ports.AuditRepository
+    figures: ports.Figures
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None
@@ -91,6 +93,7 @@ class UnitOfWork:
         self.inbox = InboxRepository(self._session)
         self.sign_ins = SignInRepository(self._session)
         self.audit = AuditRepository(self._session)
+        self.figures = Figures(self._session)
         return self
 
     async def __aexit__(

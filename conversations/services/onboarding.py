@@ -27,6 +27,7 @@ from conversations.handoff import HandoffStatus
 from conversations.matching import MatchResult
 from conversations.model import (
     Ask,
+    BackInput,
     Completed,
     ConversationState,
     Exited,
@@ -34,6 +35,7 @@ from conversations.model import (
     Outcome,
     Stale,
     Status,
+    Step,
     StepKind,
     Summary,
     TextInput,
@@ -218,8 +220,11 @@ def choose_flow(
         outcome = engine.current(FLOWS[conversation.flow], conversation.state())
         return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
     first = engine.begin(flow)
-    uow.conversations.start(person, sender.chat_id, first.state, person.source, sender.now)
-    uow.funnel.record(flow.name, first.state.step, Milestone.STARTED, sender.now)
+    started = uow.conversations.start(
+        person, sender.chat_id, first.state, person.source, sender.now
+    )
+    _milestone(uow, started, first.state.step, Milestone.STARTED, sender.now, language)
+    _milestone(uow, started, first.state.step, Milestone.REACHED, sender.now, language)
     log.info("conversation started: flow=%s", flow.name)
     return Reply(language, screens=(Notice(INTRO[flow.name]), first))
 
@@ -249,9 +254,7 @@ async def answer(
     answered_phone = (
         asked is not None and asked.kind is StepKind.PHONE and outcome.state.step != state.step
     )
-    # Counted once, when a question gets its first answer: not on Back, not on an edit.
-    if asked is not None and asked.key in outcome.state.answers and asked.key not in state.answers:
-        uow.funnel.record(flow.name, asked.key, Milestone.ANSWERED, sender.now)
+    _answer_milestones(uow, conversation, asked, state, given, outcome, sender.now, language)
     if isinstance(outcome, Ask) and outcome.in_place:
         return Reply(language, in_place=outcome)
     if isinstance(outcome, Completed):
@@ -260,7 +263,7 @@ async def answer(
         )
         return Reply(language, screens=(result,), echo=SENT)
     if isinstance(outcome, Exited):
-        uow.funnel.record(flow.name, state.step, Milestone.EXITED, sender.now)
+        _milestone(uow, conversation, state.step, Milestone.EXITED, sender.now, language)
         offer = outcome.offer_flow
         buttons = (Button(BECOME_MENTOR, ChooseFlow(offer)),) if offer else ()
         return Reply(
@@ -318,9 +321,9 @@ async def _submit(
     profile.match = match_record(result, language, localize)
     name = str(state.answers.get("first_name") or "")
     best = result.best
-    uow.funnel.record(state.flow, None, Milestone.COMPLETED, now)
+    _milestone(uow, conversation, None, Milestone.COMPLETED, now, language)
     if best is None:
-        uow.funnel.record(state.flow, None, Milestone.NO_MATCH, now, detail=profile.department)
+        _milestone(uow, conversation, None, Milestone.NO_MATCH, now, language, profile.department)
         log.info("profile %s submitted: flow=%s, no association fits", profile.id, state.flow)
         return Notice(NO_MATCH[state.flow].fmt(name=name))
     log.info("profile %s matched to %s", profile.id, best.association.slug)
@@ -364,9 +367,13 @@ def restart(
     state = conversation.state()
     cancelled = ConversationState(state.flow, None, state.answers, status=Status.CANCELLED)
     conversation.save(cancelled, sender.now)
-    uow.funnel.record(state.flow, state.step, Milestone.RESTARTED, sender.now)
+    _milestone(uow, conversation, state.step, Milestone.RESTARTED, sender.now, language)
     first = engine.begin(FLOWS[state.flow])
-    uow.conversations.start(person, sender.chat_id, first.state, conversation.source, sender.now)
+    # A new conversation, so a new journey: the old one ended here.
+    again = uow.conversations.start(
+        person, sender.chat_id, first.state, conversation.source, sender.now
+    )
+    _milestone(uow, again, first.state.step, Milestone.REACHED, sender.now, language)
     return Reply(language, screens=(Notice(RESTARTED), first))
 
 
@@ -379,7 +386,7 @@ def cancel(
     conversation.save(
         ConversationState(state.flow, None, state.answers, Status.CANCELLED), sender.now
     )
-    uow.funnel.record(state.flow, state.step, Milestone.CANCELLED, sender.now)
+    _milestone(uow, conversation, state.step, Milestone.CANCELLED, sender.now, language)
     return Reply(language, screens=(Notice(CANCELLED),), close_reply_keyboard=True)
 
 
@@ -403,6 +410,55 @@ def choose_language(
 
 def help_(language: str) -> Reply:
     return Reply(language, screens=(Notice(HELP),))
+
+
+def _milestone(
+    uow: UnitOfWork,
+    conversation: Conversation,
+    step: str | None,
+    event: Milestone,
+    now: datetime,
+    language: str,
+    detail: str | None = None,
+) -> None:
+    """A funnel event of this conversation's journey: anonymous, it outlives the conversation."""
+    uow.funnel.record(
+        conversation.flow,
+        step,
+        event,
+        now,
+        detail,
+        journey=conversation.journey,
+        language=language,
+        source=conversation.source,
+    )
+
+
+def _answer_milestones(
+    uow: UnitOfWork,
+    conversation: Conversation,
+    asked: Step | None,
+    before: ConversationState,
+    given: Input,
+    outcome: Outcome,
+    now: datetime,
+    language: str,
+) -> None:
+    """What one input to a step tells the funnel: a first answer, a refusal, a step back, and
+    the step reached next. The summary is no step: reaching it, or a problem there, counts not."""
+    if asked is not None:
+        # Counted once, when a question gets its first answer: not on Back, not on an edit.
+        if asked.key in outcome.state.answers and asked.key not in before.answers:
+            _milestone(uow, conversation, asked.key, Milestone.ANSWERED, now, language)
+        if isinstance(given, BackInput):
+            _milestone(uow, conversation, asked.key, Milestone.BACK, now, language)
+        if isinstance(outcome, Ask) and outcome.step.key == asked.key:
+            # The same step again: refused with a reason (a toggle redraws it, with none).
+            if outcome.problem is not None and not outcome.in_place:
+                _milestone(uow, conversation, asked.key, Milestone.INVALID, now, language)
+            return
+    if isinstance(outcome, Ask):
+        _milestone(uow, conversation, outcome.step.key, Milestone.REACHED, now, language)
 
 
 def _screens(outcome: Outcome) -> tuple[Screen, ...]:

@@ -110,6 +110,9 @@ class FunnelEvent:
     event: str
     at: datetime
     detail: str | None = None
+    journey: str | None = None
+    language: str | None = None
+    source: str | None = None
     id: int = field(default=None)  # type: ignore[assignment]
 
 
@@ -591,9 +594,29 @@ class FakeUpdateLog(_Repository):
 
 class FakeFunnel(_Repository):
     def record(
-        self, flow: str, step: str | None, event: str, at: datetime, detail: str | None = None
+        self,
+        flow: str,
+        step: str | None,
+        event: str,
+        at: datetime,
+        detail: str | None = None,
+        *,
+        journey: str | None = None,
+        language: str | None = None,
+        source: str | None = None,
     ) -> None:
-        self._uow.add(FunnelEvent(flow=flow, step=step, event=event, at=at, detail=detail))
+        self._uow.add(
+            FunnelEvent(
+                flow=flow,
+                step=step,
+                event=event,
+                at=at,
+                detail=detail,
+                journey=journey,
+                language=language,
+                source=source,
+            )
+        )
 
     async def counts(self) -> dict[tuple[str, str], int]:
         return dict(Counter((e.flow, e.event) for e in self._uow.read().funnel.values()))
@@ -786,6 +809,19 @@ class FakeHandoffs(_Repository):
         ]
         waiting.sort(key=lambda h: (h.created_at, h.id))
         return [(h, profiles[h.profile_id]) for h in waiting]
+
+    async def open_for(
+        self, association_ids: Sequence[int] | None, statuses: Sequence[str]
+    ) -> list[tuple[Handoff, Profile]]:
+        profiles = self._uow.read().profiles
+        found = [
+            h
+            for h in self._all()
+            if h.status in statuses
+            and (association_ids is None or h.association_id in association_ids)
+        ]
+        found.sort(key=lambda h: (h.created_at, h.id))
+        return [(h, profiles[h.profile_id]) for h in found]
 
     async def created_counts(self, start: datetime, end: datetime) -> dict[int, int]:
         return dict(Counter(h.association_id for h in self._all() if start <= h.created_at < end))

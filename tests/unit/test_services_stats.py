@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from conversations.handoff import HandoffStatus, HandoffVerb
 from conversations.model import TextInput
 from conversations.services import stats
+from conversations.services.stats import Period
 from tests.unit.fakes import Scene, a_catalog, an_association, only
 
 CAMILLE = 501
 
 
-def flow(report: stats.Report, name: str) -> stats.FlowFunnel:
+def flow(report: stats.Report, name: str) -> stats.FlowReport:
     return only(f for f in report.flows if f.flow == name)
 
 
-def step(funnel: stats.FlowFunnel, key: str) -> stats.StepCount:
+def step(funnel: stats.FlowReport, key: str) -> stats.StepCount:
     return only(s for s in funnel.steps if s.step == key)
 
 
@@ -71,3 +74,31 @@ async def test_an_empty_database_gives_a_report_of_zeros() -> None:
 
     assert report.associations == ()
     assert {count for f in report.flows for count in f.outcomes.values()} == {0}
+
+
+def at(day: int, hour: int, month: int = 11) -> datetime:
+    return datetime(2026, month, day, hour, tzinfo=UTC)
+
+
+# Monday 2 November 2026, 00:00 in Paris (UTC+1), to the next Monday.
+WEEK = Period(at(1, 23), at(8, 23))
+
+
+def test_a_week_runs_from_monday_midnight_in_paris() -> None:
+    assert stats.week_of(at(6, 12)) == WEEK
+    assert stats.week_of(WEEK.start) == WEEK
+    assert stats.week_of(WEEK.end - timedelta(microseconds=1)) == WEEK
+    assert stats.week_of(WEEK.start - timedelta(microseconds=1)).end == WEEK.start
+    # Clocks went back on Sunday 25 October: that week lasted 169 hours.
+    before = stats.week_of(at(20, 12, month=10))
+    assert before == Period(at(18, 22, month=10), at(25, 23, month=10))
+    assert stats.previous(WEEK) == Period(at(25, 23, month=10), WEEK.start)
+
+
+def test_percentiles_interpolate_between_the_closest_ranks() -> None:
+    assert stats.percentile([], 0.5) is None
+    assert stats.percentile([7.0], 0.9) == 7.0
+    assert stats.percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9) == pytest.approx(4.6)
+    assert stats.percentile([10.0, 20.0], 1.0) == 20.0
+    assert stats.percentile([10.0, 20.0], 0.0) == 10.0
