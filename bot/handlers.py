@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Bot, CallbackQuery, Message, Update
+from telegram import Bot, CallbackQuery, InputFile, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
@@ -21,13 +21,13 @@ from telegram.ext import (
 
 from bot import callback_data
 from bot.render import Message as Rendered
-from bot.render import Renderer, joined
+from bot.render import Photo, Renderer, joined
 from bot.runtime import Services
 from conversations.flows import FLOWS
 from conversations.model import ContactInput, NonTextInput, Summary, TextInput
-from conversations.services import actions, updates
+from conversations.services import actions, digest, updates
 from conversations.services.actions import Action
-from conversations.services.replies import Reply, Screen, Sender
+from conversations.services.replies import Chart, Reply, Screen, Sender
 from conversations.text import _, pick_language
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class Handlers:
         }
         for name, decode in commands.items():
             application.add_handler(CommandHandler(name, self._command(decode), PRIVATE & fresh))
+        # Only reads, so not through updates.handle: its figures open units of work of their own.
+        application.add_handler(CommandHandler("stats", self.stats, PRIVATE & fresh))
         application.add_handler(
             MessageHandler(PRIVATE & filters.COMMAND & fresh, self.unknown_command)
         )
@@ -130,6 +132,14 @@ class Handlers:
             await self._run(update, context, decode(update))
 
         return handle
+
+    async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/stats: the week's figures and the funnel chart, for admins."""
+        services = self._services
+        reply = await digest.show_stats(
+            services.unit_of_work, self._sender(update), services.policy
+        )
+        await self._show(update, context, reply)
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command we do not know: show the help rather than silence."""
@@ -215,11 +225,23 @@ class Handlers:
     async def _run(
         self, update: Update, context: ContextTypes.DEFAULT_TYPE, action: Action
     ) -> None:
+        services = self._services
+        reply = await updates.handle(
+            services.unit_of_work,
+            self._sender(update),
+            action,
+            services.policy,
+            services.localize,
+            self._on_outbox,
+        )
+        await self._show(update, context, reply)
+
+    def _sender(self, update: Update) -> Sender:
         user = update.effective_user
         chat = update.effective_chat
         assert user is not None
         assert chat is not None
-        sender = Sender(
+        return Sender(
             update_id=update.update_id,
             telegram_id=user.id,
             chat_id=chat.id,
@@ -227,16 +249,6 @@ class Handlers:
             now=self._services.clock(),
             first_name=user.first_name,
         )
-        services = self._services
-        reply = await updates.handle(
-            services.unit_of_work,
-            sender,
-            action,
-            services.policy,
-            services.localize,
-            self._on_outbox,
-        )
-        await self._show(update, context, reply)
 
     async def _show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
         if reply.duplicate:
@@ -267,13 +279,19 @@ class Handlers:
             update.update_id,
         )
         reply = await updates.resume(self._services.unit_of_work, user.id)
-        for message in self._rendered(reply):
+        for message in await self._rendered(reply):
             await self.send(context.bot, chat.id, message)
 
-    def _rendered(self, reply: Reply) -> list[Rendered]:
+    async def _rendered(self, reply: Reply) -> list[Rendered | Photo]:
+        if any(isinstance(screen, Chart) for screen in reply.screens):
+            # Drawing is CPU-bound: in a thread, the other chats are answered meanwhile.
+            return await asyncio.to_thread(self._rendered_now, reply)
+        return self._rendered_now(reply)
+
+    def _rendered_now(self, reply: Reply) -> list[Rendered | Photo]:
         return joined([self._render(reply, screen) for screen in reply.screens])
 
-    def _render(self, reply: Reply, screen: Screen) -> Rendered:
+    def _render(self, reply: Reply, screen: Screen) -> Rendered | Photo:
         address = FLOWS[screen.state.flow].address if isinstance(screen, Summary) else "tu"
         return self._renderer.screen(reply.language, screen, address)
 
@@ -294,7 +312,7 @@ class Handlers:
             await self._update_pressed(query, reply)
         if reply.close_reply_keyboard:
             await self.send(bot, chat.id, self._renderer.noted(reply.language))
-        for message in self._rendered(reply):
+        for message in await self._rendered(reply):
             await self.send(bot, chat.id, message)
 
     async def _update_pressed(self, query: CallbackQuery, reply: Reply) -> None:
@@ -323,7 +341,7 @@ class Handlers:
             log.warning("could not update the pressed message: %s", type(error).__name__)
 
     @staticmethod
-    async def send(bot: Bot, chat_id: int, message: Rendered) -> None:
+    async def send(bot: Bot, chat_id: int, message: Rendered | Photo) -> None:
         """A message to the person in front of the chat, with a few quick retries on 5xx."""
         await _send(bot, chat_id, message)
 
@@ -336,10 +354,17 @@ def _payload(update: Update) -> str | None:
     return parts[1].strip() if len(parts) == 2 else None
 
 
-async def _send(bot: Bot, chat_id: int, message: Rendered) -> None:
+async def _send(bot: Bot, chat_id: int, message: Rendered | Photo) -> None:
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
-            await bot.send_message(chat_id, message.text, reply_markup=message.markup)
+            if isinstance(message, Photo):
+                # Uploaded (multipart/form-data) each time: a chart is drawn for this moment.
+                picture = InputFile(message.png, filename="chart.png")
+                await bot.send_photo(
+                    chat_id, picture, caption=message.caption, reply_markup=message.markup
+                )
+            else:
+                await bot.send_message(chat_id, message.text, reply_markup=message.markup)
             return
         except TimedOut:
             # The message may have gone out: sending again could show it twice.

@@ -1,10 +1,12 @@
 """Plain results to Telegram messages: the HTML text and the keyboard a person sees, in their language.
 
-Screens of a reply, contact cards and the other outbox messages are rendered here, at send time.
+Screens of a reply, contact cards and the other outbox messages are rendered here, at send time; a
+chart becomes a PNG with its caption.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telegram import (
@@ -16,6 +18,7 @@ from telegram import (
 )
 
 from bot.callback_data import encode
+from bot.dashboard.charts import funnel_chart
 from bot.i18n import Translator
 from conversations.engine import Echo
 from conversations.model import (
@@ -32,7 +35,7 @@ from conversations.model import (
 )
 from conversations.ports import CardButton, ChatMessage, ContactCard
 from conversations.services.actions import Action, ActOnHandoff, Answer
-from conversations.services.replies import Notice, Screen
+from conversations.services.replies import Chart, Notice, Screen
 from conversations.text import Text, _
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
@@ -53,6 +56,8 @@ ANSWERED = _("→ <b>%(answer)s</b>")
 NOTED = _("C'est noté ✅")
 # Telegram rejects longer texts with a 400 ("message is too long").
 TEXT_MAX = 4096
+# And longer photo captions ("message caption is too long").
+CAPTION_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -63,16 +68,36 @@ class Message:
     leads: bool = False
 
 
+@dataclass(frozen=True)
+class Photo:
+    """A picture sent with sendPhoto (uploaded as a file), under an HTML caption."""
+
+    png: bytes
+    caption: str
+    markup: Markup = None
+
+
 class Renderer:
     def __init__(self, translator: Translator) -> None:
         self._t = translator
 
-    def screen(self, language: str, screen: Screen, address: str = "tu") -> Message:
+    def screen(self, language: str, screen: Screen, address: str = "tu") -> Message | Photo:
         if isinstance(screen, Ask):
             return self.ask(language, screen)
         if isinstance(screen, Summary):
             return self.summary(language, screen, address)
+        if isinstance(screen, Chart):
+            return self.chart(language, screen)
         return self.notice(language, screen)
+
+    def chart(self, language: str, chart: Chart) -> Photo:
+        """Drawing takes a CPU-bound moment (matplotlib): call it off the event loop."""
+        png = funnel_chart(
+            chart.funnel,
+            self._t.plain(language, chart.title),
+            lambda text: self._t.plain(language, text),
+        )
+        return Photo(png, _bounded(self._t.html(language, chart.caption), CAPTION_MAX))
 
     def ask(self, language: str, ask: Ask) -> Message:
         progress = PROGRESS.fmt(position=ask.progress.position, total=ask.progress.total)
@@ -207,14 +232,15 @@ class Renderer:
         return InlineKeyboardButton(label, callback_data=encode(action))
 
 
-def joined(messages: list[Message]) -> list[Message]:
+def joined(messages: Sequence[Message | Photo]) -> list[Message | Photo]:
     """A notice without buttons goes in the same message as what follows it (the intro and the
     first question, a confirmation and the next step): one Bot API call instead of two, and
-    the person reads the same. Kept apart only when together they would be too long."""
-    out: list[Message] = []
+    the person reads the same. Kept apart only when together they would be too long, or when
+    what follows is a picture (its caption is short)."""
+    out: list[Message | Photo] = []
     for message in messages:
         previous = out[-1] if out else None
-        if previous is not None and previous.leads:
+        if isinstance(previous, Message) and isinstance(message, Message) and previous.leads:
             text = f"{previous.text}\n\n{message.text}"
             if len(text) <= TEXT_MAX:
                 out[-1] = Message(text, message.markup, message.leads)
@@ -223,9 +249,9 @@ def joined(messages: list[Message]) -> list[Message]:
     return out
 
 
-def _bounded(text: str) -> str:
-    if len(text) <= TEXT_MAX:
+def _bounded(text: str, longest: int = TEXT_MAX) -> str:
+    if len(text) <= longest:
         return text
     # Only reachable through a catalogue bug; cutting plain text at a tag boundary keeps HTML valid.
-    cut = text[: TEXT_MAX - 1]
+    cut = text[: longest - 1]
     return cut[: cut.rfind("\n")] + "…" if "\n" in cut else cut + "…"

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     profile_retention_days: float = Field(default=3 * 365, gt=0)
     # How often the silence timers and the retention purge are checked.
     timer_seconds: float = Field(default=60, gt=0)
+    # Each Monday from 08:00 (Paris), every admin gets last week's figures in the chat.
+    weekly_digest: bool = True
     # A dispatcher that dies mid-send leaves its messages to another after this long.
     outbox_lease_seconds: float = Field(default=60, gt=0)
     # An update a process stored but did not finish for this long is taken over by another

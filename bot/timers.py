@@ -1,5 +1,5 @@
 """What happens with nobody pressing anything: silence reminders and re-routes, the waiting list,
-retention. Each job reads its work from the database, so a restart loses none of it; the periods
+retention, the admins' Monday digest. Each job reads its work from the database, so a restart loses none of it; the periods
 only say how often to look.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.runtime import Services
-from conversations.services import handoffs, privacy, waiting_list
+from conversations.services import digest, handoffs, privacy, waiting_list
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,18 @@ class Timers:
         async def retention(now: datetime) -> privacy.Purged:
             return await privacy.purge(unit_of_work, now, policy)
 
+        tick = timedelta(seconds=services.settings.timer_seconds)
+        # Looked at every tick, computed once a week: due from Monday 08:00 (Paris).
+        weekly = (
+            (Job("weekly digest", tick, digest.WeeklyDigest(unit_of_work, policy)),)
+            if services.settings.weekly_digest
+            else ()
+        )
         self.jobs = (
-            Job("silence", timedelta(seconds=services.settings.timer_seconds), silence),
+            Job("silence", tick, silence),
             Job("waiting list", waiting_list.EVERY, waiting),
             Job("retention", RETENTION_EVERY, retention),
+            *weekly,
             *extra,
         )
         self._clock = services.clock

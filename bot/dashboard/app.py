@@ -354,16 +354,10 @@ class _Pages:
         )
         language = request[VISIT].language
         translator = self._services.translator
-        labels = [
-            f"{step.position}. {translator.plain(language, _step_titles()[flow][step.step])}"
-            for step in funnels[0].steps
-        ]
-        legend = tuple(
-            translator.template(language, msgid)
-            for msgid in ("Ont vu la question", "Ont répondu", "Se sont arrêtés là")
-        )
         title = translator.plain(language, _flow_names()[flow])
-        png = await asyncio.to_thread(charts.funnel_png, funnels[0], labels, legend, title)
+        png = await asyncio.to_thread(
+            charts.funnel_chart, funnels[0], title, lambda text: translator.plain(language, text)
+        )
         return web.Response(body=png, content_type="image/png")
 
     async def associations(self, request: web.Request) -> web.StreamResponse:

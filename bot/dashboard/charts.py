@@ -61,6 +61,9 @@ def funnel_png(
     axes.set_yticks(positions, [_short(label) for label in labels])
     axes.invert_yaxis()
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Counts start at zero; with nothing yet, matplotlib would centre an empty axis on it.
+    largest = max((max(s.reached, s.answered, s.abandoned) for s in funnel.steps), default=0)
+    axes.set_xlim(0, max(largest, 1) * 1.05)
     axes.set_title(title, loc="left", fontsize=13)
     axes.legend(loc="lower right", frameon=False)
     for side in ("top", "right"):

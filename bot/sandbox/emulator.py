@@ -6,10 +6,12 @@ parameters, answering ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_
 "description": "..."}`` with Telegram's descriptions. Implemented methods: getMe, getUpdates
 (long polling, offset confirmation, allowed_updates, 409 when two pollers compete), setWebhook,
 deleteWebhook, getWebhookInfo, setMyCommands, getMyCommands, deleteMyCommands, setChatMenuButton,
-getChatMenuButton, sendMessage, editMessageText, editMessageReplyMarkup, deleteMessage,
-answerCallbackQuery, sendChatAction, getChat, close, logOut. Anything else is 404 "Not Found".
-Text is plain, formatted by explicit ``entities``, or ``parse_mode=HTML``; MarkdownV2 and legacy
-Markdown are not emulated and are answered 400 (the bot only sends HTML).
+getChatMenuButton, sendMessage, sendPhoto, editMessageText, editMessageReplyMarkup,
+deleteMessage, answerCallbackQuery, sendChatAction, getChat, close, logOut. Anything else is 404
+"Not Found". Text (and a photo's caption) is plain, formatted by explicit ``entities``, or
+``parse_mode=HTML``; MarkdownV2 and legacy Markdown are not emulated and are answered 400 (the bot
+only sends HTML). A photo is an uploaded file (multipart/form-data, its bytes kept and its size
+read from its header), the file_id of one sent before, or an HTTP URL the emulator fetches.
 
 User side, from Python (tests)::
 
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bot.sandbox.formatting import (
@@ -48,6 +51,7 @@ from bot.sandbox.formatting import (
     strip_formatted,
     validate_entities,
 )
+from bot.sandbox.images import image_size
 from bot.sandbox.markup import MarkupError, ReplyMarkup, parse_reply_markup
 from bot.sandbox.models import (
     ApiError,
@@ -59,6 +63,7 @@ from bot.sandbox.models import (
     FaultList,
     Notifier,
     Toast,
+    UploadedFile,
 )
 from bot.sandbox.webapi import add_sandbox_routes
 
@@ -77,6 +82,17 @@ JSONDict = dict[str, Any]
 
 TOKEN_RE = re.compile(r"\d+:[A-Za-z0-9_-]+")
 MAX_CALLBACK_ANSWER_LENGTH = 200
+MAX_CAPTION_LENGTH = 1024
+# Bot API limits: a photo uploaded is at most 10 MB, one fetched from a URL 5 MB, and a
+# multipart request at most 50 MB (Telegram answers 413 past it).
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_URL_PHOTO_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+# sendPhoto: width + height at most 10000, and a ratio of at most 20.
+MAX_PHOTO_SIDES = 10_000
+MAX_PHOTO_RATIO = 20
+# The longer side of the sizes Telegram keeps of a photo (the last, the photo itself, is capped).
+PHOTO_SIDES = (90, 320, 800, 1280, 2560)
 
 # Telegram's default when a bot never sent allowed_updates.
 DEFAULT_UPDATE_TYPES = frozenset(
@@ -141,12 +157,15 @@ _BOOL_PARAMS = frozenset(
         "disable_web_page_preview",
         "allow_sending_without_reply",
         "allow_paid_broadcast",
+        "has_spoiler",
+        "show_caption_above_media",
     }
 )
 _JSON_PARAMS = frozenset(
     {
         "reply_markup",
         "entities",
+        "caption_entities",
         "link_preview_options",
         "reply_parameters",
         "allowed_updates",
@@ -224,6 +243,13 @@ class _Chat:
     @property
     def id(self) -> int:
         return int(self.info["id"])
+
+
+@dataclass(frozen=True)
+class _Photo:
+    sizes: list[JSONDict]
+    data: bytes | None
+    mime_type: str | None
 
 
 @dataclass
@@ -390,6 +416,8 @@ class EmulatedUser:
             }
             for w in (90, 320, 800)
         ]
+        # The bot may send it on by file_id, as on Telegram.
+        self._emu._photos.update({str(size["file_id"]): (sizes, None, None) for size in sizes})
         payload: JSONDict = {"photo": sizes}
         if caption:
             payload["caption"] = caption
@@ -648,6 +676,9 @@ class BotApiEmulator:
         self._callbacks: dict[str, _CallbackQuery] = {}
         self._callback_counter = itertools.count(4_611_686_018_427_387_904 // 1000)
         self._file_counter = itertools.count(1)
+        # file_id -> (the photo's sizes, its bytes and MIME type when uploaded): what a photo sent
+        # again by file_id shows.
+        self._photos: dict[str, tuple[list[JSONDict], bytes | None, str | None]] = {}
         self._seq = 0
         self._poll_generation = 0
         self._closing = False
@@ -831,6 +862,8 @@ class BotApiEmulator:
         reply_markup: ReplyMarkup | None = None,
         reply_to: ChatMessage | None = None,
         options: JSONDict | None = None,
+        photo: _Photo | None = None,
+        caption: FormattedText | None = None,
     ) -> ChatMessage:
         message = ChatMessage(
             chat=dict(chat.info),
@@ -851,6 +884,11 @@ class BotApiEmulator:
             reply_to_message=reply_to.to_api(with_reply=False) if reply_to else None,
             extra=extra or {},
             options=options or {},
+            photo=copy.deepcopy(photo.sizes) if photo else [],
+            photo_file=photo.data if photo else None,
+            photo_mime_type=photo.mime_type if photo else None,
+            caption=caption.text if caption else None,
+            caption_entities=caption.entities if caption else [],
         )
         chat.next_message_id += 1
         chat.messages[message.message_id] = message
@@ -967,14 +1005,21 @@ class BotApiEmulator:
                     raise ApiError(400, "Bad Request: JSON object expected")
                 raw.update(body)
             elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-                form = await request.post()
+                # aiohttp's 1 MB default would refuse photos Telegram takes.
+                uploads = request.clone(client_max_size=MAX_UPLOAD_BYTES)
+                try:
+                    form = await uploads.post()
+                except web.HTTPRequestEntityTooLarge:
+                    raise ApiError(413, "Request Entity Too Large") from None
                 for name, value in form.items():
                     if isinstance(value, str):
                         raw[name] = value
                     elif isinstance(value, bytes | bytearray):
                         raw[name] = value.decode("utf-8", "replace")
                     else:
-                        raw[name] = {"file_name": value.filename, "mime_type": value.content_type}
+                        raw[name] = UploadedFile(
+                            value.filename, value.content_type, value.file.read()
+                        )
         return _normalize_params(raw)
 
     # -- Bot API methods -------------------------------------------------------------------
@@ -992,6 +1037,7 @@ class BotApiEmulator:
             "setChatMenuButton": self._set_chat_menu_button,
             "getChatMenuButton": self._get_chat_menu_button,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
@@ -1185,10 +1231,29 @@ class BotApiEmulator:
         text = params.get(field)
         if text is None or text == "":
             raise ApiError(400, "Bad Request: message text is empty")
-        if not isinstance(text, str):
-            text = str(text)
+        formatted, parse_mode = self._parse(str(text), params, "entities")
+        if not formatted.text:
+            raise ApiError(400, "Bad Request: text must be non-empty")
+        if len(formatted.text) > MAX_MESSAGE_LENGTH:
+            raise ApiError(400, "Bad Request: message is too long")
+        return formatted, parse_mode
+
+    def _caption(self, params: JSONDict) -> tuple[FormattedText | None, str | None]:
+        """A media caption: optional, formatted like a text, 1024 characters after parsing."""
+        caption = params.get("caption")
+        if caption is None or caption == "":
+            return None, None
+        formatted, parse_mode = self._parse(str(caption), params, "caption_entities")
+        if len(formatted.text) > MAX_CAPTION_LENGTH:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        return (formatted if formatted.text else None), parse_mode
+
+    def _parse(
+        self, text: str, params: JSONDict, entities_field: str
+    ) -> tuple[FormattedText, str | None]:
+        """`text` with its entities: given explicitly, parsed from HTML, or none (plain)."""
         parse_mode = params.get("parse_mode") or None
-        entities = params.get("entities")
+        entities = params.get(entities_field)
         if entities is not None:
             if isinstance(entities, _Unparsable):
                 raise ApiError(400, "Bad Request: can't parse entities JSON object")
@@ -1217,12 +1282,7 @@ class BotApiEmulator:
                 formatted = parse_html(text, strict_ampersand=self.strict_html_ampersand)
             except EntityParseError as exc:
                 raise ApiError(400, f"Bad Request: can't parse entities: {exc}") from None
-        formatted = strip_formatted(formatted.text, formatted.entities)
-        if not formatted.text:
-            raise ApiError(400, "Bad Request: text must be non-empty")
-        if len(formatted.text) > MAX_MESSAGE_LENGTH:
-            raise ApiError(400, "Bad Request: message is too long")
-        return formatted, parse_mode
+        return strip_formatted(formatted.text, formatted.entities), parse_mode
 
     def _markup(self, params: JSONDict) -> ReplyMarkup | None:
         raw = params.get("reply_markup")
@@ -1286,6 +1346,88 @@ class BotApiEmulator:
             options=options,
         )
         return message.to_api()
+
+    async def _send_photo(self, params: JSONDict) -> JSONDict:
+        if params.get("chat_id") in (None, ""):
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        chat = self._resolve_chat(params["chat_id"])
+        if params.get("photo") in (None, ""):
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        caption, parse_mode = self._caption(params)
+        markup = self._markup(params)
+        reply_to = self._reply_target(chat, params)
+        photo = await self._photo(params["photo"])
+        self._check_writable(chat)
+        options: JSONDict = {
+            k: params[k] for k in ("disable_notification", "protect_content") if k in params
+        }
+        extra: JSONDict = {}
+        if params.get("has_spoiler") is True:
+            extra["has_media_spoiler"] = True
+        if params.get("show_caption_above_media") is True and caption is not None:
+            extra["show_caption_above_media"] = True
+        message = self._store_message(
+            chat,
+            sender=self._bot_user(),
+            from_bot=True,
+            text=None,
+            entities=[],
+            extra=extra,
+            parse_mode=parse_mode,
+            reply_markup=markup,
+            reply_to=reply_to,
+            options=options,
+            photo=photo,
+            caption=caption,
+        )
+        return message.to_api()
+
+    async def _photo(self, given: Any) -> _Photo:
+        """The photo of a sendPhoto: an upload, a file_id sent before, or an HTTP URL."""
+        if isinstance(given, UploadedFile):
+            if len(given.data) > MAX_PHOTO_BYTES:
+                raise ApiError(400, "Bad Request: file is too big")
+            return self._new_photo(given.data, "Bad Request: IMAGE_PROCESS_FAILED")
+        if not isinstance(given, str):
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        known = self._photos.get(given)
+        if known is not None:
+            return _Photo(*known)
+        if re.match(r"https?://", given):
+            data = await _fetch(given, MAX_URL_PHOTO_BYTES)
+            return self._new_photo(data, "Bad Request: wrong type of the web page content")
+        raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+
+    def _new_photo(self, data: bytes, not_an_image: str) -> _Photo:
+        size = image_size(data)
+        if size is None:
+            raise ApiError(400, not_an_image)
+        width, height = size.width, size.height
+        if width + height > MAX_PHOTO_SIDES or max(width, height) > MAX_PHOTO_RATIO * min(
+            width, height
+        ):
+            raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        n = next(self._file_counter)
+        longer = max(width, height)
+        # Smaller copies first, the photo itself last, as Telegram lists them.
+        sides = [side for side in PHOTO_SIDES if side < longer] + [min(longer, PHOTO_SIDES[-1])]
+        sizes: list[JSONDict] = []
+        for side in sides:
+            scale = side / longer
+            w, h = max(1, round(width * scale)), max(1, round(height * scale))
+            sizes.append(
+                {
+                    "file_id": f"AgACAgQAAxk-sent-{n}-{side}",
+                    "file_unique_id": f"AQADsent{n}x{side}",
+                    "width": w,
+                    "height": h,
+                    "file_size": max(1, round(len(data) * scale * scale)),
+                }
+            )
+        photo = _Photo(sizes, data, f"image/{size.format}")
+        for entry in sizes:
+            self._photos[entry["file_id"]] = (sizes, data, photo.mime_type)
+        return photo
 
     def _message_to_edit(self, params: JSONDict) -> tuple[_Chat, ChatMessage]:
         if params.get("inline_message_id"):
@@ -1431,6 +1573,25 @@ def _optional_int(params: JSONDict, name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, f'Bad Request: field "{name}" must be of type Integer')
     return value
+
+
+async def _fetch(url: str, limit: int) -> bytes:
+    """What Telegram's servers would download from `url` (a photo sent by its address)."""
+    failed = ApiError(400, "Bad Request: failed to get HTTP URL content")
+    try:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url) as response,
+        ):
+            if response.status != 200:
+                raise failed
+            data = await response.content.read(limit + 1)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        raise failed from None
+    if len(data) > limit:
+        raise failed
+    return data
 
 
 def _update_type(update: JSONDict) -> str:

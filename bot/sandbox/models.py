@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import time
 from collections.abc import Callable
@@ -36,6 +37,18 @@ class EmulatorTimeout(AssertionError):
     """A wait helper of the emulator gave up; the message says what was awaited."""
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file part of a multipart/form-data request, bytes included (a photo is read from them)."""
+
+    file_name: str | None
+    mime_type: str | None
+    data: bytes = field(repr=False)
+
+    def __str__(self) -> str:
+        return f"<file {self.file_name!r} {self.mime_type} {len(self.data)} bytes>"
+
+
 @dataclass
 class ChatMessage:
     """A message of an emulated chat, in its current state (or a snapshot of it)."""
@@ -56,6 +69,12 @@ class ChatMessage:
     deleted: bool = False
     extra: JSONDict = field(default_factory=dict)
     options: JSONDict = field(default_factory=dict)
+    # A photo the bot sent: its PhotoSize objects (smallest first), caption and the file itself.
+    photo: list[JSONDict] = field(default_factory=list)
+    caption: str | None = None
+    caption_entities: list[JSONDict] = field(default_factory=list)
+    photo_file: bytes | None = field(default=None, repr=False)
+    photo_mime_type: str | None = None
 
     @property
     def chat_id(self) -> int:
@@ -69,6 +88,11 @@ class ChatMessage:
     def html(self) -> str:
         """Escaped HTML rebuilt from text + entities: safe to show in a browser."""
         return render_html(self.text or "", self.entities)
+
+    @property
+    def caption_html(self) -> str | None:
+        """The caption as escaped HTML rebuilt from its entities, like `html` for a text."""
+        return None if self.caption is None else render_html(self.caption, self.caption_entities)
 
     @property
     def html_source(self) -> str | None:
@@ -105,6 +129,12 @@ class ChatMessage:
             message["text"] = self.text
             if self.entities:
                 message["entities"] = copy.deepcopy(self.entities)
+        if self.photo:
+            message["photo"] = copy.deepcopy(self.photo)
+        if self.caption is not None:
+            message["caption"] = self.caption
+            if self.caption_entities:
+                message["caption_entities"] = copy.deepcopy(self.caption_entities)
         if self.options.get("link_preview_options"):
             message["link_preview_options"] = copy.deepcopy(self.options["link_preview_options"])
         if self.options.get("protect_content"):
@@ -130,11 +160,27 @@ class ChatMessage:
             "reply_markup": copy.deepcopy(self.reply_markup),
             "keyboard_markup": copy.deepcopy(self.keyboard_markup),
             "extra": copy.deepcopy(self.extra),
+            "photo": self._sandbox_photo(),
+            "caption": self.caption,
+            "caption_html": self.caption_html,
         }
+
+    def _sandbox_photo(self) -> JSONDict | None:
+        """The largest size, and the picture inline (the page's CSP allows data: images)."""
+        if not self.photo:
+            return None
+        largest = self.photo[-1]
+        photo: JSONDict = {"width": largest["width"], "height": largest["height"], "src": None}
+        if self.photo_file is not None and self.photo_mime_type is not None:
+            encoded = base64.b64encode(self.photo_file).decode()
+            photo["src"] = f"data:{self.photo_mime_type};base64,{encoded}"
+        return photo
 
     def __str__(self) -> str:
         label = "bot" if self.from_bot else "user"
         text = self.text if self.text is not None else f"<{', '.join(self.extra) or 'empty'}>"
+        if self.photo:
+            text = f"<photo {self.photo[-1]['width']}x{self.photo[-1]['height']}> {self.caption!r}"
         buttons = f" {self.button_texts}" if self.buttons else ""
         edited = " (edited)" if self.edited else ""
         return f"#{self.message_id} {label}: {text!r}{buttons}{edited}"

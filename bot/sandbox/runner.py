@@ -218,7 +218,6 @@ async def _join_coordinator(bot: TelegramBot, emulator: BotApiEmulator) -> None:
         await user.next_message(timeout=10)
 
 
-
 async def _last_handled_update_id(url: str) -> int:
     from storage.db import create_engine, session_factory
     from storage.uow import unit_of_work_factory

@@ -10,6 +10,7 @@ from conversations.engine import Echo
 from conversations.model import Ask, Summary
 from conversations.ports import CardButton
 from conversations.services.actions import Action
+from conversations.services.stats import FlowFunnel
 from conversations.text import Text
 
 
@@ -27,7 +28,16 @@ class Notice:
     buttons: tuple[Button, ...] = ()
 
 
-Screen: TypeAlias = Ask | Summary | Notice
+@dataclass(frozen=True)
+class Chart:
+    """A flow's funnel, drawn by the edge and sent as a picture with a short caption."""
+
+    funnel: FlowFunnel
+    title: Text
+    caption: Text
+
+
+Screen: TypeAlias = Ask | Summary | Notice | Chart
 
 
 @dataclass(frozen=True)

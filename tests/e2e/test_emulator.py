@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import json
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 import telegram
+from aiohttp import web
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -654,6 +657,183 @@ async def test_sandbox_api_lets_a_page_chat_press_and_long_poll_for_bot_messages
         f"{root}/2001/messages", params={"after": str(page["cursor"]), "timeout": "0"}
     ) as resp:
         assert (await resp.json())["events"] == []
+
+
+# -- photos -----------------------------------------------------------------------------------
+
+
+def a_png(width: int, height: int) -> bytes:
+    """A real (tiny) PNG: red pixels, compressed as any encoder would."""
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def a_jpeg_header(width: int, height: int) -> bytes:
+    """The start of a baseline JPEG: enough for Telegram (and the emulator) to read its size."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x22\x00" * 3
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+async def upload(
+    http: aiohttp.ClientSession,
+    emu: BotApiEmulator,
+    data: bytes | None,
+    file_name: str = "chart.png",
+    **params: str,
+) -> tuple[int, dict[str, Any]]:
+    """sendPhoto as PTB sends a new file: multipart/form-data, the photo as a file part."""
+    form = aiohttp.FormData()
+    for name, value in params.items():
+        form.add_field(name, value)
+    if data is not None:
+        form.add_field("photo", data, filename=file_name, content_type="image/png")
+    async with http.post(f"{emu.base_url}{TOKEN}/sendPhoto", data=form) as response:
+        return response.status, await response.json()
+
+
+async def test_an_uploaded_png_reaches_the_user_with_its_real_size_caption_and_buttons(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    picture = a_png(960, 540)
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Détails", callback_data="d")]])
+
+    sent = await bot.send_photo(
+        1001,
+        telegram.InputFile(picture, filename="chart.png"),
+        caption="<b>Entonnoir</b> &amp; abandons",
+        parse_mode="HTML",
+        reply_markup=keyboard,
+    )
+
+    message = await ines.next_message()
+    assert message.text is None
+    assert message.photo_file == picture
+    assert [(size["width"], size["height"]) for size in message.photo] == [
+        (90, 51),
+        (320, 180),
+        (800, 450),
+        (960, 540),
+    ]
+    assert message.photo[-1]["file_size"] == len(picture)
+    assert message.caption == "Entonnoir & abandons"
+    assert message.caption_entities == [{"type": "bold", "offset": 0, "length": 9}]
+    assert message.caption_html == "<b>Entonnoir</b> &amp; abandons"
+    assert message.button_texts == ["Détails"]
+    # What PTB got back is Telegram's Message: the sizes, smallest first, and the caption.
+    assert (sent.photo[-1].width, sent.photo[-1].height) == (960, 540)
+    assert len({size.file_unique_id for size in sent.photo}) == 4
+    assert sent.caption == "Entonnoir & abandons"
+    # The sandbox page shows the picture itself.
+    shown = message.to_sandbox()
+    assert shown["photo"]["src"].startswith("data:image/png;base64,")
+    assert shown["caption_html"] == "<b>Entonnoir</b> &amp; abandons"
+
+
+async def test_a_photo_sent_again_by_file_id_keeps_its_sizes(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    first = await bot.send_photo(1001, telegram.InputFile(a_jpeg_header(1600, 1200), "p.jpg"))
+
+    again = await bot.send_photo(1001, first.photo[-1].file_id, caption="Encore")
+
+    assert [(s.width, s.height) for s in first.photo] == [
+        (90, 68),
+        (320, 240),
+        (800, 600),
+        (1280, 960),
+        (1600, 1200),
+    ]
+    assert [s.file_id for s in again.photo] == [s.file_id for s in first.photo]
+    assert again.caption == "Encore"
+
+
+async def test_a_photo_from_an_http_url_is_fetched_and_a_web_page_is_refused(
+    bot: telegram.Bot, ines: EmulatedUser, http: aiohttp.ClientSession, emu: BotApiEmulator
+) -> None:
+    async def picture(_request: web.Request) -> web.Response:
+        return web.Response(body=a_png(40, 30), content_type="image/png")
+
+    async def page_of_text(_request: web.Request) -> web.Response:
+        return web.Response(text="<html><body>Bonjour</body></html>", content_type="text/html")
+
+    site = web.Application()
+    site.router.add_get("/chart.png", picture)
+    site.router.add_get("/page", page_of_text)
+    runner = web.AppRunner(site)
+    await runner.setup()
+    server = web.TCPSite(runner, "127.0.0.1", 0)
+    await server.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        sent = await bot.send_photo(1001, f"{base}/chart.png")
+        _, page = await call(http, emu, "sendPhoto", chat_id=1001, photo=f"{base}/page")
+        _, gone = await call(http, emu, "sendPhoto", chat_id=1001, photo=f"{base}/missing.png")
+    finally:
+        await runner.cleanup()
+
+    assert (sent.photo[-1].width, sent.photo[-1].height) == (40, 30)
+    assert page["description"] == "Bad Request: wrong type of the web page content"
+    assert gone["description"] == "Bad Request: failed to get HTTP URL content"
+
+
+async def test_send_photo_refuses_what_telegram_refuses_with_its_descriptions(
+    http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    status, missing = await upload(http, emu, None, chat_id="1001", caption="Sans image")
+    _, not_an_image = await upload(http, emu, b"%PDF-1.7 not a picture", "a.png", chat_id="1001")
+    _, unknown = await call(http, emu, "sendPhoto", chat_id=1001, photo="no-such-file-id")
+    _, too_long = await upload(http, emu, a_png(4, 4), chat_id="1001", caption="a" * 1025)
+    _, too_narrow = await upload(http, emu, a_png(1, 30), chat_id="1001")
+
+    assert status == 400
+    assert missing == {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: there is no photo in the request",
+    }
+    assert not_an_image["description"] == "Bad Request: IMAGE_PROCESS_FAILED"
+    assert unknown["description"] == "Bad Request: wrong file identifier/HTTP URL specified"
+    assert too_long["description"] == "Bad Request: message caption is too long"
+    assert too_narrow["description"] == "Bad Request: PHOTO_INVALID_DIMENSIONS"
+    assert ines.drain() == []
+
+
+async def test_a_caption_is_counted_after_entities_parsing(
+    http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    caption = "<b>" + "a" * 1024 + "</b>"
+
+    status, sent = await upload(
+        http, emu, a_png(4, 4), chat_id="1001", caption=caption, parse_mode="HTML"
+    )
+
+    assert status == 200
+    assert len(sent["result"]["caption"]) == 1024
+
+
+async def test_a_photo_over_10_mb_is_too_big_and_ptb_sees_telegram_s_error(
+    bot: telegram.Bot, http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    big = a_png(4, 4) + b"\x00" * (10 * 1024 * 1024)
+
+    _, answer = await upload(http, emu, big, chat_id="1001")
+    with pytest.raises(BadRequest, match=r"(?i)image_process_failed"):
+        await bot.send_photo(1001, telegram.InputFile(b"GIF89a", filename="a.gif"))
+
+    assert answer["description"] == "Bad Request: file is too big"
+    assert ines.drain() == []
 
 
 # -- the parsers ------------------------------------------------------------------------------

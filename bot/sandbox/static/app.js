@@ -10,13 +10,15 @@
     mentee: "Un·e jeune qui cherche un·e mentor·e",
     mentor: "Une personne qui veut devenir mentor·e",
     coordinator: "Reçoit les profils de son association",
-    admin: "Envoyez /dashboard pour ouvrir le tableau de bord",
+    admin: "Envoyez /dashboard pour ouvrir le tableau de bord, /stats pour les chiffres",
   };
   const EMPTY_TEXT = {
     mentee: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
     mentor: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
     coordinator: "Les profils envoyés à son association arriveront ici.",
-    admin: "Écrivez /dashboard : le bot répond avec un lien de connexion au tableau de bord.",
+    admin:
+      "Écrivez /dashboard : le bot répond avec un lien de connexion au tableau de bord. " +
+      "/stats : les chiffres de la semaine et le graphique des abandons.",
   };
   // Tags the emulator rebuilds from Telegram entities; anything else is dropped, as a safety net.
   const ALLOWED_TAGS = new Set([
@@ -104,7 +106,35 @@
     return date.toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
   }
 
+  function photoBody(message) {
+    const body = document.createElement("div");
+    body.className = "photo";
+    const photo = message.photo;
+    // Only the emulator's own data: URLs (the page's CSP allows no other image source).
+    if (photo.src && photo.src.startsWith("data:image/")) {
+      const image = document.createElement("img");
+      image.src = photo.src;
+      image.width = photo.width;
+      image.height = photo.height;
+      image.alt = message.caption || "Image envoyée par le bot";
+      body.append(image);
+    } else {
+      const placeholder = document.createElement("div");
+      placeholder.className = "text other";
+      placeholder.textContent = `(photo ${photo.width}×${photo.height})`;
+      body.append(placeholder);
+    }
+    if (message.caption_html) {
+      const caption = document.createElement("div");
+      caption.className = "text caption";
+      caption.append(safeHtml(message.caption_html));
+      body.append(caption);
+    }
+    return body;
+  }
+
   function messageBody(message) {
+    if (message.photo) return photoBody(message);
     const body = document.createElement("div");
     body.className = "text";
     if (message.text !== null && message.text !== undefined) {
