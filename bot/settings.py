@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     dashboard_url: str | None = None
     # Signs the dashboard's session cookies; default: derived from the bot token, so that every
     # process of one bot accepts the others' sessions.
-    dashboard_secret: SecretStr | None = None
+    dashboard_secret: Annotated[SecretStr, Field(min_length=32)] | None = None
 
     @property
     def dashboard_base_url(self) -> str:
@@ -109,7 +109,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "telegram_bot_token", "webhook_secret", "webhook_url", "dashboard_url", mode="before"
+        "telegram_bot_token",
+        "webhook_secret",
+        "webhook_url",
+        "dashboard_url",
+        "dashboard_secret",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -243,6 +243,8 @@ class SignInLink:
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None
+    # The session the link opened ends then (sign-out sets it to the moment of signing out).
+    session_ends_at: datetime | None = None
     id: int = field(default=None)  # type: ignore[assignment]
 
 

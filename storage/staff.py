@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.entities import AuditEntry, SignInLink
@@ -18,9 +18,11 @@ class SignInRepository:
     def add(self, link: SignInLink) -> None:
         self._session.add(link)
 
-    async def use(self, token_hash: str, now: datetime) -> SignInLink | None:
-        """Marks the link used and returns it, if it is unused and unexpired; one statement, so
-        two tabs opening the same link cannot both sign in."""
+    async def use(
+        self, token_hash: str, now: datetime, session_ends_at: datetime
+    ) -> SignInLink | None:
+        """Marks the link used (its session open until `session_ends_at`) and returns it, if it
+        is unused and unexpired; one statement, so two tabs opening one link cannot both sign in."""
         used = await self._session.execute(
             update(SignInLink)
             .where(
@@ -28,7 +30,7 @@ class SignInRepository:
                 sign_in_links.c.used_at.is_(None),
                 sign_in_links.c.expires_at > now,
             )
-            .values(used_at=now)
+            .values(used_at=now, session_ends_at=session_ends_at)
             .execution_options(synchronize_session=False)
         )
         if getattr(used, "rowcount", 0) != 1:
@@ -37,10 +39,20 @@ class SignInRepository:
             select(SignInLink).where(sign_in_links.c.token_hash == token_hash)
         )
 
-    async def forget_before(self, moment: datetime) -> int:
-        result = await self._session.execute(
-            delete(SignInLink).where(sign_in_links.c.expires_at < moment)
+    async def session(self, link_id: int, now: datetime) -> SignInLink | None:
+        """The session this link opened, while it lasts."""
+        return await self._session.scalar(
+            select(SignInLink).where(
+                sign_in_links.c.id == link_id,
+                sign_in_links.c.used_at.is_not(None),
+                sign_in_links.c.session_ends_at > now,
+            )
         )
+
+    async def forget_before(self, moment: datetime) -> int:
+        """Links never used and sessions ended before `moment`."""
+        ended = func.coalesce(sign_in_links.c.session_ends_at, sign_in_links.c.expires_at)
+        result = await self._session.execute(delete(SignInLink).where(ended < moment))
         return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -276,6 +276,9 @@ sign_in_links = Table(
     _moment("created_at"),
     _moment("expires_at", index=True),
     _moment("used_at", nullable=True),
+    # Once used, the row is the session it opened: signing out ends it here, for every copy of
+    # the cookie, and the rights are read again at each page.
+    _moment("session_ends_at", nullable=True),
 )
 
 # Who did what on the dashboard, and when: staff ids and association slugs, never a young

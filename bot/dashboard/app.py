@@ -12,6 +12,7 @@ import asyncio
 import csv
 import io
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,6 +34,7 @@ from bot.runtime import Services
 from bot.settings import Settings
 from conversations.flows import FLOWS
 from conversations.handoff import DECLINE_REASONS, HandoffVerb
+from conversations.ports import Conflict
 from conversations.services import access, catalogue, contacts, coordinators, stats
 from conversations.services.access import Staff
 from conversations.text import LANGUAGES, Text, _, pick_language
@@ -47,8 +49,15 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
+# Tries of a press on the contacts page racing a colleague's (as updates.handle does).
+ATTEMPTS = 3
 # What the funnel and exports show when no dates are given.
 DEFAULT_DAYS = 30
+# Dates a filter may name: the bot did not exist before, and 9999-12-31 + 1 day overflows.
+EARLIEST, LATEST = date(2020, 1, 1), date(2100, 12, 31)
+# A sign-in token as access.new_link makes it (URL-safe base64); anything else is refused
+# before it reaches a page (a form action built from "../../sign-out" would post elsewhere).
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # A date range longer than this is refused rather than read in full.
 LONGEST_RANGE = timedelta(days=3 * 366)
 
@@ -86,6 +95,12 @@ class Dashboard:
 
 def add_dashboard_routes(app: web.Application, dashboard: Dashboard) -> None:
     """Mounts the dashboard at /admin on `app` (the webhook, operations or sandbox server)."""
+
+    async def to_the_dashboard(_request: web.Request) -> web.StreamResponse:
+        return _see_other("/admin/")
+
+    # "/admin" as typed in an address bar: the dashboard lives at "/admin/".
+    app.router.add_get("/admin", to_the_dashboard)
     app.add_subapp("/admin", _admin_app(dashboard))
 
 
@@ -104,18 +119,18 @@ def _admin_app(dashboard: Dashboard) -> web.Application:
     app.router.add_static("/static/", HERE / "static")
     app.router.add_get("/", pages.overview)
     app.router.add_get("/sign-in/{token}", pages.sign_in_page)
-    app.router.add_post("/sign-in/{token}", pages.sign_in)
+    app.router.add_post("/sign-in/{token}", pages.sign_in, name="sign_in")
     app.router.add_post("/sign-out", pages.sign_out)
     app.router.add_get("/funnel", pages.funnel)
     app.router.add_get("/funnel.png", pages.funnel_chart)
     app.router.add_get("/associations", pages.associations)
-    app.router.add_post("/associations/{id:\\d+}/pause", pages.pause)
-    app.router.add_post("/associations/{id:\\d+}/capacity", pages.capacity)
+    app.router.add_post("/associations/{id:\\d{1,9}}/pause", pages.pause)
+    app.router.add_post("/associations/{id:\\d{1,9}}/capacity", pages.capacity)
     app.router.add_get("/coordinators", pages.coordinators)
-    app.router.add_post("/coordinators/{id:\\d+}/remove", pages.remove_coordinator)
+    app.router.add_post("/coordinators/{id:\\d{1,9}}/remove", pages.remove_coordinator)
     app.router.add_post("/invites", pages.invite)
     app.router.add_get("/contacts", pages.contacts)
-    app.router.add_post("/contacts/{id:\\d+}", pages.act)
+    app.router.add_post("/contacts/{id:\\d{1,9}}", pages.act)
     app.router.add_get("/exports", pages.exports)
     app.router.add_get("/exports/handoffs.csv", pages.export_handoffs)
     app.router.add_get("/exports/funnel.csv", pages.export_funnel)
@@ -150,14 +165,47 @@ class _Pages:
         visit = _Visit(now, self._language(request))
         request[VISIT] = visit
         visit.session = self._signer.load(request.cookies.get(COOKIE), now)
+        visit.flash = _flash_text(self._signer.unsign(request.cookies.get(FLASH_COOKIE), "flash"))
+        try:
+            response = await self._answer(request, handler, visit)
+        except web.HTTPException:
+            raise
+        except Exception:
+            # The database gone away, say: a page that says so, never a trace. The log has the
+            # error's type and where, not the request (it may carry a sign-in token).
+            resource = request.match_info.route.resource
+            where = resource.canonical if resource is not None else "?"
+            log.exception("dashboard: %s %s failed", request.method, where)
+            response = self._unavailable(request)
+        if "lang" in request.query and request.query["lang"] in LANGUAGES:
+            response.set_cookie(
+                LANGUAGE_COOKIE,
+                request.query["lang"],
+                max_age=365 * 24 * 3600,
+                httponly=True,
+                samesite="Lax",
+                secure=self._dashboard.secure_cookies,
+                path="/admin",
+            )
+        if visit.flash is not None and FLASH_COOKIE not in response.cookies:
+            response.del_cookie(FLASH_COOKIE, path="/admin")
+        _safety_headers(response.headers)
+        return response
+
+    async def _answer(
+        self, request: web.Request, handler: Handler, visit: _Visit
+    ) -> web.StreamResponse:
         session = visit.session
         if session is not None:
             async with self._services.unit_of_work() as uow:
-                visit.staff = await access.staff(
-                    uow, session.telegram_id, self._services.policy.admins
+                visit.staff = await access.in_session(
+                    uow,
+                    session.session_id,
+                    session.telegram_id,
+                    self._services.policy.admins,
+                    visit.now,
                 )
-        visit.flash = _flash_text(self._signer.unsign(request.cookies.get(FLASH_COOKIE), "flash"))
-        signing_in = request.path.startswith("/admin/sign-in/")
+        signing_in = request.match_info.route.name == "sign_in"
         try:
             if request.method == "POST" and _cross_site(request):
                 log.warning("dashboard: a form posted from another site was refused")
@@ -173,25 +221,6 @@ class _Pages:
             response = await handler(request)
         except _Forbidden as refused:
             response = self._page(request, "forbidden.html", status=403, reason=refused.reason)
-        if "lang" in request.query and request.query["lang"] in LANGUAGES:
-            response.set_cookie(
-                LANGUAGE_COOKIE,
-                request.query["lang"],
-                max_age=365 * 24 * 3600,
-                httponly=True,
-                samesite="Lax",
-                secure=self._dashboard.secure_cookies,
-                path="/admin",
-            )
-        if request[VISIT].flash is not None and FLASH_COOKIE not in response.cookies:
-            response.del_cookie(FLASH_COOKIE, path="/admin")
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        # The sign-in link's token is in the address: never pass it on to another site. (Not
-        # no-referrer: Chromium then sends "Origin: null" with the page's own forms.)
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     def _language(self, request: web.Request) -> str:
@@ -255,6 +284,13 @@ class _Pages:
         )
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
+    def _unavailable(self, request: web.Request) -> web.Response:
+        """Drawn without the database: the page of a dashboard that cannot read its figures."""
+        try:
+            return self._page(request, "unavailable.html", status=503)
+        except Exception:
+            return web.Response(status=503, text="503: the dashboard cannot work right now\n")
+
     def _back(self, request: web.Request, to: str, flash: Text | None = None) -> web.Response:
         """After a change: to the page that shows it, with a one-time message."""
         response = _see_other(to)
@@ -275,21 +311,27 @@ class _Pages:
     async def sign_in_page(self, request: web.Request) -> web.StreamResponse:
         """The link from the chat shows a button: opening the link alone (a link preview, a
         mail scanner) does not use it up."""
-        return self._page(request, "sign_in.html", token=request.match_info["token"])
+        token = request.match_info["token"]
+        if not TOKEN_SHAPE.fullmatch(token):
+            raise _Forbidden("link_invalid")
+        return self._page(request, "sign_in.html", token=token)
 
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         now = request[VISIT].now
-        if len(token) > 64:
+        if not TOKEN_SHAPE.fullmatch(token):
             raise _Forbidden("link_invalid")
         async with self._services.unit_of_work() as uow:
-            who = await access.sign_in(uow, token, self._services.policy.admins, now)
+            signed_in = await access.sign_in(uow, token, self._services.policy.admins, now)
             await uow.commit()
-        if who is None:
+        if signed_in is None:
             log.info("dashboard: an unknown, used or expired sign-in link was refused")
             raise _Forbidden("link_invalid")
+        who = signed_in.who
         log.info("dashboard: %s %s signed in", who.role, who.telegram_id)
-        _session, cookie = self._signer.new(who.telegram_id, now + access.SESSION_VALID_FOR)
+        _session, cookie = self._signer.new(
+            who.telegram_id, signed_in.session_id, signed_in.ends_at
+        )
         response = _see_other("/admin/" if who.admin else "/admin/contacts")
         response.set_cookie(
             COOKIE,
@@ -303,6 +345,11 @@ class _Pages:
         return response
 
     async def sign_out(self, request: web.Request) -> web.StreamResponse:
+        session = request[VISIT].session
+        if session is not None:
+            async with self._services.unit_of_work() as uow:
+                await access.sign_out(uow, session.session_id, request[VISIT].now)
+                await uow.commit()
         response = _see_other("/admin/")
         response.del_cookie(COOKIE, path="/admin")
         return response
@@ -338,7 +385,10 @@ class _Pages:
             steps=_step_titles(),
             start=_local_date(query.period.start),
             end=_local_date(query.period.end - timedelta(days=1)),
-            chart_query=urlencode({k: v for k, v in request.query.items() if k != "lang"}),
+            # Each section names its own flow after this.
+            chart_query=urlencode(
+                {k: v for k, v in request.query.items() if k not in ("lang", "flow")}
+            ),
         )
 
     async def funnel_chart(self, request: web.Request) -> web.StreamResponse:
@@ -396,7 +446,7 @@ class _Pages:
         who = self._staff(request)
         form = await request.post()
         given = str(form.get("capacity", "")).strip()
-        if given and not (given.isdigit() and len(given) <= 5):
+        if given and not (given.isascii() and given.isdigit() and len(given) <= 5):
             return self._back(request, "/admin/associations", CAPACITY_INVALID)
         capacity = int(given) if given else None
         try:
@@ -433,7 +483,7 @@ class _Pages:
         who = self._staff(request)
         form = await request.post()
         given = str(form.get("association", ""))
-        if not given.isdigit() or len(given) > 12:
+        if not (given.isascii() and given.isdigit() and len(given) <= 9):
             raise _Forbidden("not_yours")
         async with self._services.unit_of_work() as uow:
             invitation = await coordinators.invite_for(uow, who, int(given), request[VISIT].now)
@@ -465,18 +515,25 @@ class _Pages:
         except ValueError:
             raise _Forbidden("not_yours") from None
         reason = form.get("reason")
-        async with self._services.unit_of_work() as uow:
-            toast = await contacts.act(
-                uow,
-                who,
-                int(request.match_info["id"]),
-                verb,
-                str(reason) if isinstance(reason, str) and reason else None,
-                request[VISIT].now,
-                self._services.policy,
-            )
-            await uow.commit()
-        return self._back(request, "/admin/contacts", toast)
+        for _attempt in range(ATTEMPTS):
+            try:
+                async with self._services.unit_of_work() as uow:
+                    toast = await contacts.act(
+                        uow,
+                        who,
+                        int(request.match_info["id"]),
+                        verb,
+                        str(reason) if isinstance(reason, str) and reason else None,
+                        request[VISIT].now,
+                        self._services.policy,
+                    )
+                    await uow.commit()
+                return self._back(request, "/admin/contacts", toast)
+            except Conflict:
+                # A colleague pressed at the same moment (here or in Telegram): read again, and
+                # the answer is theirs ("already taken by…"), as with the Telegram buttons.
+                continue
+        raise RuntimeError("a press on the contacts page kept conflicting")
 
     async def exports(self, request: web.Request) -> web.StreamResponse:
         self._staff(request, admin=True)
@@ -512,6 +569,8 @@ class _Pages:
                 "Content-Disposition": f'attachment; filename="{name}-{start}-{end}.csv"',
             }
         )
+        # Sent before the guard sees the response: the headers go on now.
+        _safety_headers(response.headers)
         await response.prepare(request)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -577,9 +636,11 @@ def _parse_date(given: str | None) -> date | None:
     if not given or len(given) != 10:
         return None
     try:
-        return date.fromisoformat(given)
+        day = date.fromisoformat(given)
     except ValueError:
         return None
+    # Far from the calendar's ends, where a day more or a time zone would not fit.
+    return day if EARLIEST <= day <= LATEST else None
 
 
 def _utc_midnight(day: date) -> datetime:
@@ -596,6 +657,17 @@ def _number(value: float | int | None, language: str) -> str:
 
 def _hours(value: float | None, language: str) -> str:
     return "–" if value is None else f"{format_decimal(round(value, 1), locale=language)} h"
+
+
+def _safety_headers(headers: Any) -> None:
+    """Every answer of the dashboard, pages, redirects, refusals and exports alike."""
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    # The sign-in link's token is in the address: never pass it on to another site. (Not
+    # no-referrer: Chromium then sends "Origin: null" with the page's own forms.)
+    headers["Referrer-Policy"] = "same-origin"
+    headers.setdefault("Cache-Control", "no-store")
 
 
 def _cell(value: str) -> str:

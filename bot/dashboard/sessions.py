@@ -23,6 +23,8 @@ CSRF_FIELD = "csrf"
 @dataclass(frozen=True)
 class Session:
     telegram_id: int
+    # The session's row (a used sign-in link): it must still be open, whatever the cookie says.
+    session_id: int
     expires_at: int  # Unix time
     # Sent back in every form: a page of another site cannot read it, so cannot forge a POST.
     csrf: str
@@ -46,14 +48,20 @@ class Signer:
             return cls(hashlib.sha256(b"dashboard-secret:" + secret.encode()).digest())
         return cls(hmac.new(bot_token.encode(), b"mentorat dashboard sessions", "sha256").digest())
 
-    def new(self, telegram_id: int, expires_at: datetime) -> tuple[Session, str]:
-        session = Session(telegram_id, int(expires_at.timestamp()), secrets.token_urlsafe(24))
+    def new(self, telegram_id: int, session_id: int, expires_at: datetime) -> tuple[Session, str]:
+        session = Session(
+            telegram_id, session_id, int(expires_at.timestamp()), secrets.token_urlsafe(24)
+        )
         return session, self.dump(session)
 
     def dump(self, session: Session) -> str:
-        return self.sign(
-            {"id": session.telegram_id, "exp": session.expires_at, "csrf": session.csrf}, "session"
-        )
+        data = {
+            "id": session.telegram_id,
+            "sid": session.session_id,
+            "exp": session.expires_at,
+            "csrf": session.csrf,
+        }
+        return self.sign(data, "session")
 
     def load(self, cookie: str | None, now: datetime) -> Session | None:
         """The session in the cookie, if it is ours, well-formed and not expired."""
@@ -61,7 +69,9 @@ class Signer:
         if not isinstance(data, dict):
             return None
         try:
-            session = Session(int(data["id"]), int(data["exp"]), str(data["csrf"]))
+            session = Session(
+                int(data["id"]), int(data["sid"]), int(data["exp"]), str(data["csrf"])
+            )
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.valid_at(now) else None

@@ -100,19 +100,45 @@ async def new_link(
     return base_url.rstrip("/") + SIGN_IN_PATH + token
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    who: Staff
+    # The session's id (the link's row): the cookie names it, sign-out ends it.
+    session_id: int
+    ends_at: datetime
+
+
 async def sign_in(
     uow: UnitOfWork, token: str, admins: tuple[int, ...], now: datetime
-) -> Staff | None:
-    """The account the link was made for, once: the link is used up. None when it is unknown,
-    used, expired, or its account is no longer staff."""
-    link = await uow.sign_ins.use(hash_token(token), now)
+) -> SignedIn | None:
+    """The account the link was made for, once: the link is used up and opens a session. None
+    when it is unknown, used, expired, or its account is no longer staff."""
+    ends_at = now + SESSION_VALID_FOR
+    link = await uow.sign_ins.use(hash_token(token), now, ends_at)
     if link is None:
         return None
     who = await staff(uow, link.telegram_id, admins)
     if who is None:
         return None
     record(uow, who, "sign_in", None, now)
-    return who
+    return SignedIn(who, link.id, ends_at)
+
+
+async def in_session(
+    uow: UnitOfWork, session_id: int, telegram_id: int, admins: tuple[int, ...], now: datetime
+) -> Staff | None:
+    """Who is signed in with this session, if it is still open and they are still staff."""
+    link = await uow.sign_ins.session(session_id, now)
+    if link is None or link.telegram_id != telegram_id:
+        return None
+    return await staff(uow, telegram_id, admins)
+
+
+async def sign_out(uow: UnitOfWork, session_id: int, now: datetime) -> None:
+    """Ends the session for every copy of its cookie."""
+    link = await uow.sign_ins.session(session_id, now)
+    if link is not None:
+        link.session_ends_at = now
 
 
 def record(

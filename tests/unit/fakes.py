@@ -728,16 +728,25 @@ class FakeSignIns(_Repository):
     def add(self, link: SignInLink) -> None:
         self._uow.add(link)
 
-    async def use(self, token_hash: str, now: datetime) -> SignInLink | None:
+    async def use(
+        self, token_hash: str, now: datetime, session_ends_at: datetime
+    ) -> SignInLink | None:
         rows = self._uow.read().sign_ins.values()
         link = next((r for r in rows if r.token_hash == token_hash), None)
         if link is None or link.used_at is not None or link.expires_at <= now:
             return None
         link.used_at = now
+        link.session_ends_at = session_ends_at
         return link
 
+    async def session(self, link_id: int, now: datetime) -> SignInLink | None:
+        link = self._uow.read().sign_ins.get(link_id)
+        ends = link.session_ends_at if link is not None else None
+        return link if link is not None and ends is not None and ends > now else None
+
     async def forget_before(self, moment: datetime) -> int:
-        gone = [r.id for r in self._uow.read().sign_ins.values() if r.expires_at < moment]
+        rows = self._uow.read().sign_ins.values()
+        gone = [r.id for r in rows if (r.session_ends_at or r.expires_at) < moment]
         for row_id in gone:
             self._uow.delete("sign_ins", row_id)
         return len(gone)
