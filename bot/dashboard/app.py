@@ -73,6 +73,8 @@ class _Visit:
     session: Session | None = None
     staff: Staff | None = None
     flash: Text | None = None
+    # An export under way: its answer has started.
+    streaming: bool = False
 
 
 VISIT = web.RequestKey("visit", _Visit)
@@ -170,7 +172,14 @@ class _Pages:
             response = await self._answer(request, handler, visit)
         except web.HTTPException:
             raise
+        except Conflict:
+            # A colleague changed the same rows at the same moment: nothing was changed here.
+            response = self._page(request, "forbidden.html", status=409, reason="conflict")
         except Exception:
+            if visit.streaming:
+                # Its 200 and part of its body are gone already: a second answer would land
+                # inside the download. Dropping the connection marks the download failed.
+                raise
             # The database gone away, say: a page that says so, never a trace. The log has the
             # error's type and where, not the request (it may carry a sign-in token).
             resource = request.match_info.route.resource
@@ -572,6 +581,7 @@ class _Pages:
         # Sent before the guard sees the response: the headers go on now.
         _safety_headers(response.headers)
         await response.prepare(request)
+        request[VISIT].streaming = True
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         async for row in rows(self._services.unit_of_work, period):
