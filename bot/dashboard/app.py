@@ -300,7 +300,7 @@ class _Pages:
         except Exception:
             return web.Response(status=503, text="503: the dashboard cannot work right now\n")
 
-    def _back(self, request: web.Request, to: str, flash: Text | None = None) -> web.Response:
+    def _back(self, to: str, flash: Text | None = None) -> web.Response:
         """After a change: to the page that shows it, with a one-time message."""
         response = _see_other(to)
         if flash is not None:
@@ -449,14 +449,14 @@ class _Pages:
         if record is None:
             raise _Forbidden("not_yours")
         done = PAUSED if paused else RESUMED
-        return self._back(request, "/admin/associations", done.fmt(association=record.name))
+        return self._back("/admin/associations", done.fmt(association=record.name))
 
     async def capacity(self, request: web.Request) -> web.StreamResponse:
         who = self._staff(request)
         form = await request.post()
         given = str(form.get("capacity", "")).strip()
         if given and not (given.isascii() and given.isdigit() and len(given) <= 5):
-            return self._back(request, "/admin/associations", CAPACITY_INVALID)
+            return self._back("/admin/associations", CAPACITY_INVALID)
         capacity = int(given) if given else None
         try:
             async with self._services.unit_of_work() as uow:
@@ -465,10 +465,10 @@ class _Pages:
                 )
                 await uow.commit()
         except ValueError:
-            return self._back(request, "/admin/associations", CAPACITY_INVALID)
+            return self._back("/admin/associations", CAPACITY_INVALID)
         if record is None:
             raise _Forbidden("not_yours")
-        return self._back(request, "/admin/associations", CAPACITY_SET.fmt(association=record.name))
+        return self._back("/admin/associations", CAPACITY_SET.fmt(association=record.name))
 
     async def coordinators(self, request: web.Request) -> web.StreamResponse:
         who = self._staff(request)
@@ -485,8 +485,8 @@ class _Pages:
             )
             await uow.commit()
         if record is None:
-            return self._back(request, "/admin/coordinators", ALREADY_REMOVED)
-        return self._back(request, "/admin/coordinators", REMOVED.fmt(association=record.name))
+            return self._back("/admin/coordinators", ALREADY_REMOVED)
+        return self._back("/admin/coordinators", REMOVED.fmt(association=record.name))
 
     async def invite(self, request: web.Request) -> web.StreamResponse:
         who = self._staff(request)
@@ -537,7 +537,7 @@ class _Pages:
                         self._services.policy,
                     )
                     await uow.commit()
-                return self._back(request, "/admin/contacts", toast)
+                return self._back("/admin/contacts", toast)
             except Conflict:
                 # A colleague pressed at the same moment (here or in Telegram): read again, and
                 # the answer is theirs ("already taken by…"), as with the Telegram buttons.
