@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import String, and_, cast, delete, distinct, func, or_, select
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -268,8 +268,11 @@ class FunnelRepository:
         return {(flow, event): int(count) for flow, event, count in rows}
 
     async def answered_by_step(self) -> dict[tuple[str, str], int]:
+        """People who answered each step: a step answered again after Back counts once. (Events
+        from before journeys existed have none: each counts as its own.)"""
+        who = func.coalesce(funnel_events.c.journey, cast(funnel_events.c.id, String))
         rows = await self._session.execute(
-            select(funnel_events.c.flow, funnel_events.c.step, func.count())
+            select(funnel_events.c.flow, funnel_events.c.step, func.count(distinct(who)))
             .where(funnel_events.c.event == "answered")
             .group_by(funnel_events.c.flow, funnel_events.c.step)
         )

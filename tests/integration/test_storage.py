@@ -379,3 +379,16 @@ async def test_last_seen_moves_by_the_hour_not_at_every_answer(uow_factory) -> N
             seen = person.last_seen_at
         expected = NOW if moment < NOW + timedelta(hours=1) else moment
         assert seen == expected
+
+
+async def test_a_step_answered_again_after_back_counts_its_person_once(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    async with uow_factory() as uow:
+        for journey in ("aaaa", "aaaa", "bbbb"):
+            uow.funnel.record("mentee", "first_name", "answered", now, journey=journey)
+        # Recorded before journeys existed: each event is its own person.
+        uow.funnel.record("mentee", "first_name", "answered", now)
+        uow.funnel.record("mentee", "first_name", "answered", now)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.funnel.answered_by_step() == {("mentee", "first_name"): 4}

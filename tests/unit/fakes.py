@@ -623,7 +623,8 @@ class FakeFunnel(_Repository):
 
     async def answered_by_step(self) -> dict[tuple[str, str], int]:
         events = self._uow.read().funnel.values()
-        return dict(Counter((e.flow, str(e.step)) for e in events if e.event == "answered"))
+        people = {(e.flow, str(e.step), e.journey or e.id) for e in events if e.event == "answered"}
+        return dict(Counter((flow, step) for flow, step, _who in people))
 
 
 class FakeCatalog(_Repository):
