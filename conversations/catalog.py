@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from conversations.matching import (
+    DIPLOMAS,
     FORMATS,
     MENTEE_GROUPS,
     MENTEE_MAX_AGE,
@@ -35,6 +36,7 @@ from conversations.matching import (
     MENTEE_SITUATIONS,
     MENTOR_SITUATIONS,
     PRIORITY_AREAS,
+    PRIORITY_PUBLICS,
     ROLES,
     THEMES,
     Association,
@@ -129,6 +131,7 @@ MenteeSituations = Annotated[tuple[str, ...], _codes(MENTEE_SITUATIONS)]
 MentorProfiles = Annotated[tuple[str, ...], _codes(MENTOR_SITUATIONS)]
 MentorGroups = Annotated[tuple[str, ...], _codes(MENTEE_GROUPS)]
 PriorityAreas = Annotated[tuple[str, ...], _codes(PRIORITY_AREAS)]
+PriorityPublics = Annotated[tuple[str, ...], _codes(PRIORITY_PUBLICS)]
 Themes = Annotated[tuple[str, ...], _codes(THEMES, required=True)]
 Roles = Annotated[tuple[str, ...], _codes(ROLES, required=True)]
 Formats = Annotated[tuple[str, ...], _codes(FORMATS, required=True)]
@@ -158,6 +161,37 @@ class AgeRange(_Model):
         return self
 
 
+def _diploma(value: str | None) -> str | None:
+    if value is not None and value not in DIPLOMAS:
+        raise ValueError(f'unknown "{value}"; expected one of {", ".join(DIPLOMAS)}')
+    return value
+
+
+Diploma = Annotated[str | None, AfterValidator(_diploma)]
+
+
+class DiplomaRange(_Model):
+    """The highest diplomas a programme takes, e.g. {min: bac_3} for graduates; no bound by default."""
+
+    min: Diploma = None
+    max: Diploma = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        both = self.min is not None and self.max is not None
+        if both and DIPLOMAS.index(self.min or "") > DIPLOMAS.index(self.max or ""):
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class MadeFor(_Model):
+    """What a programme is built around, among what it takes: it then beats a generalist there."""
+
+    situations: MenteeSituations = ()
+    themes: Annotated[tuple[str, ...], _codes(THEMES)] = ()
+    mentor_profiles: MentorProfiles = ()
+
+
 class Handoff(_Model):
     """Where the association receives its profiles: its coordinators on Telegram, its CRM, or both."""
 
@@ -183,7 +217,10 @@ class AssociationEntry(_Model):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     description: Description
     website: HttpsUrl
+    # A national network: takes people anywhere in France remotely (needs "remote" among the
+    # formats); in person, only in `departments`, where it has local teams.
     national: StrictBool = False
+    # Where pairs meet in person (and where the association counts as local).
     departments: Departments = ()
     # Takes people outside its departments when they accept remote mentoring.
     remote: StrictBool = False
@@ -195,7 +232,12 @@ class AssociationEntry(_Model):
     roles: Roles
     # How its pairs meet, the usual way first.
     formats: Formats
+    # The former name of priority_publics, for the areas only: both lists count.
     priority_areas: PriorityAreas = ()
+    priority_publics: PriorityPublics = ()
+    # Required highest diploma, for the people asked it (students, job seekers, young workers).
+    mentee_diplomas: DiplomaRange = DiplomaRange()
+    made_for: MadeFor = MadeFor()
     weekly_capacity: Count
     paused: StrictBool = False
     response_days: Annotated[StrictInt, Field(ge=1, le=60)] = 7
@@ -207,6 +249,22 @@ class AssociationEntry(_Model):
         # Raised as "field: problem" so the error still names the field (pydantic cannot here).
         if not self.national and not self.departments:
             raise ValueError("departments: list the departments served, or set national: true")
+        if not self.departments and "remote" not in self.formats:
+            raise ValueError(
+                "departments: it meets only in person, so list the departments where its pairs "
+                "meet (national: true alone does not say where)"
+            )
+        outside = [s for s in self.made_for.situations if s not in self.mentee_situations]
+        if outside:
+            raise ValueError(f"made_for: situations {', '.join(outside)} not in mentee_situations")
+        outside = [t for t in self.made_for.themes if t not in self.themes]
+        if outside:
+            raise ValueError(f"made_for: themes {', '.join(outside)} not in themes")
+        outside = [m for m in self.made_for.mentor_profiles if m not in self.mentor_profiles]
+        if outside:
+            raise ValueError(
+                f"made_for: mentor_profiles {', '.join(outside)} not in mentor_profiles"
+            )
         if self.remote and "remote" not in self.formats:
             raise ValueError('remote: true needs "remote" among the formats')
         if "mentee" in self.roles and not self.mentee_situations:
@@ -262,13 +320,18 @@ def to_association(entry: AssociationEntry) -> Association:
         mentor_profiles=frozenset(entry.mentor_profiles),
         mentor_groups=frozenset(entry.mentor_groups),
         weekly_capacity=entry.weekly_capacity,
-        priority_areas=frozenset(entry.priority_areas),
+        priority_publics=frozenset(entry.priority_areas) | frozenset(entry.priority_publics),
         paused=entry.paused,
         response_days=entry.response_days,
         recruits_through_schools=entry.recruits_through_schools,
         website=entry.website,
         description_fr=entry.description.fr,
         description_en=entry.description.en,
+        diploma_min=entry.mentee_diplomas.min,
+        diploma_max=entry.mentee_diplomas.max,
+        made_for_situations=frozenset(entry.made_for.situations),
+        made_for_themes=frozenset(entry.made_for.themes),
+        made_for_mentors=frozenset(entry.made_for.mentor_profiles),
     )
 
 

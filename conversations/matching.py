@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from itertools import combinations, pairwise
 from typing import Literal, TypeAlias
 
-from conversations.flows.mentee import MAX_AGE, MENTEE, MIN_AGE
+from conversations.flows.mentee import ASK_DIPLOMA_IN, MAX_AGE, MENTEE, MIN_AGE
 from conversations.flows.mentor import AGE_BRACKETS, MENTOR
 from conversations.flows.mentor import MENTEE_GROUPS as MENTEE_GROUP_CHOICES
+from conversations.flows.options import DIPLOMAS as DIPLOMA_CHOICES
 from conversations.flows.options import FORMATS as FORMAT_CHOICES
 from conversations.flows.options import THEMES as THEME_CHOICES
 from conversations.geography import department_of
@@ -35,6 +36,12 @@ MENTEE_GROUPS = frozenset(choice.value for choice in MENTEE_GROUP_CHOICES)
 FORMATS: frozenset[str] = frozenset({"in_person", "remote"})
 # The areas an association may give priority to (the mentee's optional "area" answer).
 PRIORITY_AREAS: frozenset[str] = frozenset({"qpv", "rural"})
+# The publics a programme may favour: the areas, grant holders (the student's optional "grant"
+# answer) and the first generation in higher education (not asked: kept for the coordinators).
+PRIORITY_PUBLICS: frozenset[str] = PRIORITY_AREAS | {"scholarship", "first_generation"}
+# Highest diplomas, lowest first: a programme may require a range of them.
+DIPLOMAS: tuple[str, ...] = tuple(choice.value for choice in DIPLOMA_CHOICES)
+_DIPLOMA_RANK = {code: rank for rank, code in enumerate(DIPLOMAS)}
 MENTEE_MIN_AGE: int = MIN_AGE
 MENTEE_MAX_AGE: int = MAX_AGE
 
@@ -60,9 +67,16 @@ MENTOR_SITUATION_AGES: Mapping[str, tuple[int, int]] = {
     "other": (18, _OLDEST),
 }
 
-# Score weights. Shared themes weigh most: they are what the person asked for. Then being served
-# locally, a priority area, the usual format; load and response history only reorder close calls.
+# Score weights. Shared themes weigh most: they are what the person asked for. A programme made for
+# the person's situation (and their diploma, their needs) comes next, before being merely nearby: a
+# generalist next door sends a graduate job seeker less far than a programme built for graduates.
+# Then being served locally, a favoured public, the usual format; load and response history only
+# reorder close calls.
 THEME_POINTS = 10.0
+MADE_FOR_POINTS = 12.0
+# Flat, and below local minus national: a specialty need alone never outweighs being nearby.
+MADE_FOR_THEME_POINTS = 3.0
+DIPLOMA_POINTS = 6.0
 LOCAL_POINTS = 6.0
 NATIONAL_POINTS = 2.0
 AREA_POINTS = 5.0
@@ -92,13 +106,36 @@ class Association:
     mentor_profiles: frozenset[str]
     mentor_groups: frozenset[str]
     weekly_capacity: int
-    priority_areas: frozenset[str] = frozenset()
+    # The publics it favours (PRIORITY_PUBLICS): a bonus, never a filter.
+    priority_publics: frozenset[str] = frozenset()
     paused: bool = False
     response_days: int = 7
     recruits_through_schools: bool = False
     website: str = ""
     description_fr: str = ""
     description_en: str = ""
+    # The highest diplomas it takes (DIPLOMAS codes), None for no bound: a filter for people who
+    # were asked their diploma (students, job seekers, young workers).
+    diploma_min: str | None = None
+    diploma_max: str | None = None
+    # What its programme is built around (subsets of the above): a specialist scores above a
+    # generalist for these situations, needs and mentors.
+    made_for_situations: frozenset[str] = frozenset()
+    made_for_themes: frozenset[str] = frozenset()
+    made_for_mentors: frozenset[str] = frozenset()
+
+    def takes_diploma(self, diploma: str) -> bool:
+        rank = _DIPLOMA_RANK.get(diploma)
+        if rank is None:
+            return True
+        low = _DIPLOMA_RANK.get(self.diploma_min or "", 0)
+        high = _DIPLOMA_RANK.get(self.diploma_max or "", len(DIPLOMAS) - 1)
+        return low <= rank <= high
+
+    @property
+    def remote_anywhere(self) -> bool:
+        """Takes people anywhere in France who accept remote mentoring (in person: departments)."""
+        return (self.remote or self.national) and "remote" in self.formats
 
 
 @dataclass(frozen=True)
@@ -127,10 +164,21 @@ class ProfileFacts:
     mentee_groups: frozenset[str] = frozenset()
     area: str | None = None
     age_bracket: str | None = None
+    # A mentee's highest diploma (DIPLOMAS), when asked; whether a student holds a grant.
+    diploma: str | None = None
+    grant: bool | None = None
 
     @property
     def accepted_formats(self) -> frozenset[str]:
         return _ACCEPTED_FORMATS.get(self.format, FORMATS)
+
+    @property
+    def publics(self) -> frozenset[str]:
+        """The favoured publics this person belongs to, from their optional answers."""
+        codes = {self.area} if self.area in PRIORITY_AREAS else set()
+        if self.grant:
+            codes.add("scholarship")
+        return frozenset(codes)
 
 
 _ACCEPTED_FORMATS = {code: frozenset({code}) for code in FORMATS}
@@ -161,6 +209,8 @@ def facts_from_answers(flow_name: str, answers: Answers) -> ProfileFacts:
     situation = answers.get("situation")
     preference = answers.get("format")
     area = answers.get("area")
+    diploma = answers.get("diploma") if situation in ASK_DIPLOMA_IN else None
+    grant = answers.get("grant") if situation == "higher_education" else None
     return ProfileFacts(
         role=role,
         min_age=min_age,
@@ -172,6 +222,8 @@ def facts_from_answers(flow_name: str, answers: Answers) -> ProfileFacts:
         mentee_groups=_codes(answers.get("mentee_groups")) if role == "mentor" else frozenset(),
         area=area if isinstance(area, str) else None,
         age_bracket=bracket,
+        diploma=diploma if isinstance(diploma, str) and diploma in _DIPLOMA_RANK else None,
+        grant={"yes": True, "no": False}.get(grant) if isinstance(grant, str) else None,
     )
 
 
@@ -213,11 +265,15 @@ def week_window(now: datetime) -> tuple[datetime, datetime]:
 # in both, and each msgid stays a literal inside _() so that Babel extracts it.
 
 _REACH_NATIONAL = _("Elle intervient partout en France.")
-_AREA_REASONS: Mapping[str, Text] = {
+_PUBLIC_REASONS: Mapping[str, Text] = {
     "qpv": _("Elle donne la priorité aux jeunes des quartiers prioritaires."),
     "rural": _("Elle donne la priorité aux jeunes des zones rurales."),
+    "scholarship": _("Elle donne la priorité aux étudiant·es boursier·es."),
 }
 _UNKNOWN_DEPARTMENT = _("inconnu")
+# Only mentees are asked their diploma and their needs, so these say "tu".
+_MADE_FOR_THEMES = _("C'est sa spécialité : %(themes)s.")
+_DIPLOMA_REASON = _("Son programme s'adresse aux jeunes de ton niveau de diplôme : %(diploma)s.")
 
 
 @dataclass(frozen=True)
@@ -225,6 +281,10 @@ class _Wording:
     themes: Text
     local: Text
     remote: Text
+    # Reached through a national network's remote mentoring, wherever the person lives.
+    national_remote: Text
+    # Its programme is built for this situation (a mentee's schooling or work, a mentor's job).
+    made_for: Text
     usual_format: Mapping[str, Text]
     school: Text | None
 
@@ -233,6 +293,8 @@ _MENTEE_WORDING = _Wording(
     themes=_("Elle t'accompagne sur ce que tu cherches : %(themes)s."),
     local=_("Elle intervient dans ton département (%(department)s)."),
     remote=_("Elle peut t'accompagner à distance, comme tu l'acceptes."),
+    national_remote=_("Ce réseau national t'accompagne à distance, où que tu habites."),
+    made_for=_("Son programme est fait pour les jeunes dans ta situation : %(situation)s."),
     usual_format={
         "in_person": _("Ses rencontres se font surtout en présentiel, comme tu le préfères."),
         "remote": _("Ses rencontres se font surtout à distance, comme tu le préfères."),
@@ -246,6 +308,8 @@ _MENTOR_WORDING = _Wording(
     themes=_("Ses mentors aident sur les sujets que vous avez choisis : %(themes)s."),
     local=_("Elle intervient dans votre département (%(department)s)."),
     remote=_("Elle peut vous proposer un mentorat à distance, comme vous l'acceptez."),
+    national_remote=_("Ce réseau national propose le mentorat à distance, où que vous habitiez."),
+    made_for=_("Son programme cherche justement des mentors comme vous : %(situation)s."),
     usual_format={
         "in_person": _("Ses rencontres se font surtout en présentiel, comme vous le préférez."),
         "remote": _("Ses rencontres se font surtout à distance, comme vous le préférez."),
@@ -280,6 +344,7 @@ _MENTEE_SITUATION_LABELS = _labels(_MENTEE_SITUATION_CHOICES)
 _MENTOR_SITUATION_LABELS = _labels(_MENTOR_SITUATION_CHOICES)
 _FORMAT_LABELS = _labels(FORMAT_CHOICES)
 _BRACKET_LABELS = _labels(AGE_BRACKETS)
+_DIPLOMA_LABELS = _labels(DIPLOMA_CHOICES)
 
 
 def _listed(
@@ -323,6 +388,8 @@ class _Prepared:
     age_reason: Text
     mentee_notes: tuple[Text, ...]
     mentor_notes: tuple[Text, ...]
+    # Set when the programme requires a diploma: meeting it is a sign it is made for the person.
+    requires_diploma: bool
 
 
 class AssociationIndex:
@@ -338,6 +405,7 @@ class AssociationIndex:
             if before.slug == after.slug:
                 raise ValueError(f"two associations share the slug {after.slug!r}")
         self.associations: tuple[Association, ...] = tuple(ordered)
+        self._slugs = {a.slug: 1 << i for i, a in enumerate(ordered)}
         self._prepared = tuple(_prepare(a) for a in ordered)
         self._role: dict[str, int] = {}
         self._mentee_situation: dict[str, int] = {}
@@ -345,9 +413,9 @@ class AssociationIndex:
         self._group: dict[str, int] = {}
         self._department: dict[str, int] = {}
         self._offers: dict[str, int] = {}
+        self._diploma: dict[str, int] = {}
         self._mentee_age = [0] * (_OLDEST + 1)
         self._mentor_age = [0] * (_OLDEST + 1)
-        self._national = 0
         self._remote = 0
         self._active = 0
         for i, association in enumerate(ordered):
@@ -358,6 +426,7 @@ class AssociationIndex:
             _mark(self._group, association.mentor_groups, bit)
             _mark(self._department, association.departments, bit)
             _mark(self._offers, association.formats, bit)
+            _mark(self._diploma, filter(association.takes_diploma, DIPLOMAS), bit)
             for age in range(max(association.mentee_min_age, 0), association.mentee_max_age + 1):
                 if age <= _OLDEST:
                     self._mentee_age[age] |= bit
@@ -365,9 +434,7 @@ class AssociationIndex:
                 low, high = MENTOR_SITUATION_AGES.get(profile, (18, _OLDEST))
                 for age in range(low, high + 1):
                     self._mentor_age[age] |= bit
-            if association.national:
-                self._national |= bit
-            if association.remote and "remote" in association.formats:
+            if association.remote_anywhere:
                 self._remote |= bit
             if not association.paused:
                 self._active |= bit
@@ -397,20 +464,30 @@ class AssociationIndex:
             for group in facts.mentee_groups:
                 groups |= self._group.get(group, 0)
             mask &= groups
+        if facts.role == "mentee" and facts.diploma is not None:
+            mask &= self._diploma.get(facts.diploma, mask)
         if not mask:
             return 0
         accepted = facts.accepted_formats
         offered = 0
         for preference in accepted:
             offered |= self._offers.get(preference, 0)
-        local = self._department.get(facts.department, 0) if facts.department else 0
-        located = (local | self._national) & offered
+        # In person only where the association has local teams; remotely, anywhere it says so.
+        located = (self._department.get(facts.department, 0) if facts.department else 0) & offered
         if "remote" in accepted:
             located |= self._remote
         return mask & located
 
-    def match(self, facts: ProfileFacts, loads: Mapping[str, AssociationLoad]) -> MatchResult:
+    def match(
+        self,
+        facts: ProfileFacts,
+        loads: Mapping[str, AssociationLoad],
+        excluded: Iterable[str] = (),
+    ) -> MatchResult:
+        """Like `match`; `excluded` slugs (already proposed this profile) are left out."""
         eligible = self.eligible(facts)
+        for slug in excluded:
+            eligible &= ~self._slugs.get(slug, 0)
         open_now = eligible & self._active
         asked = _Asked.of(facts)
         prepared_all = self._prepared
@@ -460,6 +537,7 @@ def _prepare(association: Association) -> _Prepared:
             *((_MENTEE_WORDING.school,) if association.recruits_through_schools else ()),
         ),
         mentor_notes=(_contact_note("mentor", association.response_days),),
+        requires_diploma=association.diploma_min is not None,
     )
 
 
@@ -472,31 +550,40 @@ class _Asked:
     department: str | None
     preference: str
     accepted: frozenset[str]
-    area: str | None
-    area_reason: Text | None
+    situation: str | None
+    publics: frozenset[str]
     mentee_groups: frozenset[str]
     wording: _Wording
     theme_reasons: Mapping[frozenset[str], Text]
     local_reason: Text
     situation_reason: Text | None
+    made_for_reason: Text | None
+    diploma_reason: Text | None
 
     @classmethod
     def of(cls, facts: ProfileFacts) -> _Asked:
         is_mentee = facts.role == "mentee"
         wording = _MENTEE_WORDING if is_mentee else _MENTOR_WORDING
-        situation_reason = None
-        if not is_mentee and facts.situation is not None:
-            situation_reason = _(
-                "Elle recherche des mentors dans votre situation (%(situation)s)."
-            ).fmt(situation=_MENTOR_SITUATION_LABELS.get(facts.situation, facts.situation))
+        situation_reason = made_for_reason = None
+        if facts.situation is not None:
+            labels = _MENTEE_SITUATION_LABELS if is_mentee else _MENTOR_SITUATION_LABELS
+            label = labels.get(facts.situation, facts.situation)
+            made_for_reason = wording.made_for.fmt(situation=label)
+            if not is_mentee:
+                situation_reason = _(
+                    "Elle recherche des mentors dans votre situation (%(situation)s)."
+                ).fmt(situation=label)
+        diploma_reason = None
+        if is_mentee and facts.diploma is not None:
+            diploma_reason = _DIPLOMA_REASON.fmt(diploma=_DIPLOMA_LABELS[facts.diploma])
         return cls(
             is_mentee=is_mentee,
             themes=facts.themes,
             department=facts.department,
             preference=facts.format,
             accepted=facts.accepted_formats,
-            area=facts.area,
-            area_reason=_AREA_REASONS.get(facts.area) if facts.area else None,
+            situation=facts.situation,
+            publics=facts.publics,
             mentee_groups=facts.mentee_groups,
             wording=wording,
             theme_reasons=_THEME_REASONS[facts.role],
@@ -506,55 +593,78 @@ class _Asked:
                 else _REACH_NATIONAL
             ),
             situation_reason=situation_reason,
+            made_for_reason=made_for_reason,
+            diploma_reason=diploma_reason,
         )
 
 
 def _candidate(asked: _Asked, prepared: _Prepared, load: AssociationLoad) -> Candidate:
     association = prepared.association
+    # The strongest reasons first; the person reads the first three.
     reasons: list[Text] = []
     score = 0.0
+
     common = asked.themes & association.themes
+    specialty = common & association.made_for_themes if asked.is_mentee else frozenset()
+    made_for = association.made_for_situations if asked.is_mentee else association.made_for_mentors
+    # Made for this situation *and* these needs: a programme for job seekers who want to start a
+    # business is not made for a job seeker looking for work.
+    needs_fit = (
+        not asked.is_mentee
+        or bool(specialty)
+        or not association.made_for_themes
+        or not asked.themes
+    )
+    if asked.situation is not None and asked.situation in made_for and needs_fit:
+        score += MADE_FOR_POINTS
+        if asked.made_for_reason is not None:
+            reasons.append(asked.made_for_reason)
+
     if common:
         score += THEME_POINTS * len(common)
         reason = asked.theme_reasons.get(common)
         if reason is None:
             reason = asked.wording.themes.fmt(themes=_listed(common, _THEME_LABELS, _THEME_ORDER))
         reasons.append(reason)
+    if specialty:
+        score += MADE_FOR_THEME_POINTS
+        if len(reasons) < 2:
+            reasons.append(
+                _MADE_FOR_THEMES.fmt(themes=_listed(specialty, _THEME_LABELS, _THEME_ORDER))
+            )
+
+    if asked.diploma_reason is not None and prepared.requires_diploma:
+        # The diploma filter already passed: the person holds what the programme asks for.
+        score += DIPLOMA_POINTS
+        reasons.append(asked.diploma_reason)
+
+    # Before the place: a public the programme favours says more about why it fits.
+    favoured = asked.publics & association.priority_publics
+    if favoured:
+        score += AREA_POINTS * len(favoured)
+        reasons.extend(_PUBLIC_REASONS[code] for code in sorted(favoured))
 
     if asked.department is not None and asked.department in association.departments:
         score += LOCAL_POINTS
         usual = association.formats[0]
-        reasons.append(asked.local_reason)
-    elif association.national and not asked.accepted.isdisjoint(association.formats):
-        score += NATIONAL_POINTS
-        usual = association.formats[0]
-        reasons.append(_REACH_NATIONAL)
+        place_reason = asked.local_reason
     else:
         # Reached only because the person accepts remote mentoring: the pair meets remotely.
         usual = "remote"
-        reasons.append(asked.wording.remote)
+        if association.national:
+            score += NATIONAL_POINTS
+            place_reason = asked.wording.national_remote
+        else:
+            place_reason = asked.wording.remote
+    reasons.append(place_reason)
 
     if asked.preference == usual:
         score += FORMAT_POINTS
         if len(reasons) < 2:
             reasons.append(asked.wording.usual_format[usual])
 
-    if asked.area_reason is not None and asked.area in association.priority_areas:
-        score += AREA_POINTS
-        reasons.append(asked.area_reason)
-    elif asked.is_mentee:
-        reasons.append(prepared.age_reason)
-    else:
-        common_groups = asked.mentee_groups & association.mentor_groups
-        if common_groups:
-            reason = _GROUP_REASONS.get(common_groups)
-            if reason is None:
-                reason = _GROUPS_REASON.fmt(
-                    groups=_listed(common_groups, _GROUP_LABELS, _GROUP_ORDER)
-                )
-            reasons.append(reason)
-        elif asked.situation_reason is not None:
-            reasons.append(asked.situation_reason)
+    if len(reasons) < 2:
+        reasons.extend(_fallbacks(asked, prepared))
 
     if load.waiting > 0:
         score -= min(WAITING_PENALTY * load.waiting, WAITING_PENALTY_CAP)
@@ -565,7 +675,24 @@ def _candidate(asked: _Asked, prepared: _Prepared, load: AssociationLoad) -> Can
         score += SPEED_POINTS * (1.0 - late / promised)
 
     notes = prepared.mentee_notes if asked.is_mentee else prepared.mentor_notes
-    return Candidate(association, score, tuple(reasons), notes)
+    return Candidate(association, score, tuple(reasons[:3]), notes)
+
+
+def _fallbacks(asked: _Asked, prepared: _Prepared) -> list[Text]:
+    """True things to say when little else fits: the ages it takes, or whom its mentors help."""
+    if asked.is_mentee:
+        return [prepared.age_reason]
+    association = prepared.association
+    fallbacks = []
+    common_groups = asked.mentee_groups & association.mentor_groups
+    if common_groups:
+        reason = _GROUP_REASONS.get(common_groups)
+        if reason is None:
+            reason = _GROUPS_REASON.fmt(groups=_listed(common_groups, _GROUP_LABELS, _GROUP_ORDER))
+        fallbacks.append(reason)
+    if asked.situation_reason is not None:
+        fallbacks.append(asked.situation_reason)
+    return fallbacks
 
 
 def _gap(facts: ProfileFacts, blocked: tuple[str, ...]) -> Text:
@@ -615,12 +742,14 @@ def match(
     facts: ProfileFacts,
     associations: AssociationIndex | Iterable[Association],
     loads: Mapping[str, AssociationLoad],
+    excluded: Iterable[str] = (),
 ) -> MatchResult:
     """The associations that can take this profile now, best first, each with its reasons.
 
     Pass an AssociationIndex when matching many profiles against one catalogue: building it is the
     costly part. `loads` maps slugs to this week's load; a missing slug counts as no load.
+    `excluded` slugs are left out (the associations this profile was already proposed to).
     """
     if not isinstance(associations, AssociationIndex):
         associations = AssociationIndex(associations)
-    return associations.match(facts, loads)
+    return associations.match(facts, loads, excluded)

@@ -9,7 +9,9 @@ from conversations import validators
 from conversations.flows.options import (
     ABROAD,
     CONTACT_METHODS,
+    DIPLOMAS,
     FORMATS,
+    GRANT,
     THEMES,
     WORK_THEMES,
     YES_NO_UNKNOWN_AREA,
@@ -77,6 +79,18 @@ def _situations(answers: Answers) -> tuple[Choice, ...]:
         for value, label, youngest, oldest in _SITUATIONS
         if age is None or youngest <= age <= oldest
     )
+
+
+# Only there does a programme's diploma requirement decide anything (NQT takes graduates).
+ASK_DIPLOMA_IN = frozenset({"higher_education", "job_seeker", "employed"})
+
+
+def _asks_diploma(answers: Answers) -> bool:
+    return answers.get("situation") in ASK_DIPLOMA_IN
+
+
+def _is_student(answers: Answers) -> bool:
+    return answers.get("situation") == "higher_education"
 
 
 def _needs(answers: Answers) -> tuple[Choice, ...]:
@@ -188,6 +202,25 @@ MENTEE = Flow(
             prompt=_("Où en es-tu aujourd'hui ?"),
             kind=StepKind.CHOICE,
             choices=_situations,
+        ),
+        Step(
+            key="diploma",
+            title=_("Diplôme"),
+            prompt=_("Quel est ton diplôme le plus élevé ?"),
+            hint=_("Certains programmes accompagnent surtout les jeunes diplômé·es."),
+            kind=StepKind.CHOICE,
+            choices=DIPLOMAS,
+            ask_if=_asks_diploma,
+        ),
+        Step(
+            key="grant",
+            title=_("Bourse"),
+            prompt=_("Es-tu boursier·e (bourse sur critères sociaux) ?"),
+            hint=_("Facultatif : certaines associations donnent la priorité aux boursier·es."),
+            kind=StepKind.CHOICE,
+            choices=GRANT,
+            ask_if=_is_student,
+            optional=True,
         ),
         Step(
             key="needs",

@@ -31,6 +31,22 @@ YES_NO_UNKNOWN_AREA = (
     Choice("unknown", _("Je ne sais pas")),
 )
 
+# The highest diploma, lowest first: some programmes require one (NQT: bac+3 or more).
+DIPLOMAS = (
+    Choice("none", _("Aucun diplôme ou le brevet")),
+    Choice("cap_bep", _("CAP ou BEP")),
+    Choice("bac", _("Bac")),
+    Choice("bac_2", _("Bac+2 (BTS, BUT, DEUST…)")),
+    Choice("bac_3", _("Bac+3 (licence, bachelor…)")),
+    Choice("bac_5", _("Bac+4 ou plus (master, école…)")),
+)
+
+# A social-criteria grant (Crous): not special-category data, and programmes favour holders.
+GRANT = (
+    Choice("yes", _("Oui, je suis boursier·e")),
+    Choice("no", _("Non")),
+)
+
 CONTACT_METHODS = (
     Choice("phone", _("Par téléphone")),
     Choice("email", _("Par e-mail")),

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from conversations.catalog import AssociationEntry, Catalog, load_catalog, to_association
 from conversations.entities import AssociationRecord
-from conversations.matching import Association
+from conversations.matching import Association, AssociationIndex
 from conversations.ports import CatalogChanges, Conflict, UnitOfWork, UnitOfWorkFactory
 from conversations.services import access
 from conversations.services.access import Staff
@@ -73,6 +74,47 @@ def associations_of(records: Iterable[AssociationRecord]) -> list[Association]:
         entry = AssociationEntry.model_validate({**record.entry, **overrides})
         associations.append(to_association(entry))
     return associations
+
+
+# --- for matching: the prepared index and the measured response speed --------------------------
+
+# Recent behaviour is what a person will meet: older take delays no longer count.
+SPEED_WINDOW = timedelta(days=90)
+_indexes: dict[tuple[tuple[Any, ...], ...], AssociationIndex] = {}
+
+
+def index_of(records: Iterable[AssociationRecord]) -> AssociationIndex:
+    """The matching index of this catalogue version, built once and reused for every profile.
+
+    A version is what matching reads of each record: its entry (changed by an import), its paused
+    flag and its dashboard capacity; any change gives a new version, hence a new index.
+    """
+    records = list(records)
+    version = tuple(
+        (r.slug, r.updated_at, r.paused, r.weekly_capacity, repr(sorted(r.entry.items())))
+        for r in sorted(records, key=lambda r: r.slug)
+    )
+    index = _indexes.get(version)
+    if index is None:
+        # One catalogue at a time in practice: keep the last few versions only.
+        if len(_indexes) >= 4:
+            _indexes.clear()
+        index = _indexes[version] = AssociationIndex(associations_of(records))
+    return index
+
+
+async def response_hours(uow: UnitOfWork, now: datetime) -> dict[str, float]:
+    """Each association's median proposed-to-taken delay, in hours, by slug: the handoffs taken
+    in the last 90 days.
+
+    Measured from the stored handoffs, it replaces the catalogue's promised `response_days` in the
+    score once an association has taken contacts.
+    """
+    hours: dict[str, list[float]] = {}
+    for slug, created, taken in await uow.handoffs.take_delays():
+        if taken >= now - SPEED_WINDOW:
+            hours.setdefault(slug, []).append((taken - created).total_seconds() / 3600)
+    return {slug: median(values) for slug, values in hours.items()}
 
 
 # --- from the staff dashboard --------------------------------------------------------------------

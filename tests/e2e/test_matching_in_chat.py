@@ -51,12 +51,13 @@ async def sign_up_where_nothing_fits(chat: Chat) -> None:
     await chat.says("24", expect="3/")
     await chat.says("97600", expect="4/")
     await chat.taps("En emploi", expect="5/")
+    await chat.taps("Bac", expect="6/")  # young workers are asked their diploma
     await chat.toggles("Trouver un emploi")
-    await chat.taps("Valider", expect="6/")
-    await chat.taps("En présentiel", expect="7/")
-    await chat.taps("Passer", expect="8/")
-    await chat.taps("Par e-mail", expect="9/")
-    await chat.says("ines@example.fr", expect="10/")
+    await chat.taps("Valider", expect="7/")
+    await chat.taps("En présentiel", expect="8/")
+    await chat.taps("Passer", expect="9/")
+    await chat.taps("Par e-mail", expect="10/")
+    await chat.says("ines@example.fr", expect="11/")
     await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
 
 
@@ -78,13 +79,13 @@ async def test_a_young_person_reads_the_chosen_association_and_why(
     await answer_mentee(chat, "8", "75011", "École primaire", "Soutien scolaire")
     result = await chat.taps("C'est bon", expect="Merci")
     text = result.text or ""
-    assert any(name in text for name in ("Entraide Scolaire Amicale", "Socrate")), text
+    assert any(name in text for name in ("Entraide Scolaire Amicale", "Socrate", "Afev")), text
     assert "Pourquoi elle ?" in text
     assert text.count("• ") >= 2
     assert "jours" in text
     [profile] = await stored_profiles(sqlite_url)
     assert profile.status == "matched"
-    assert profile.association_slug in ("entraide-scolaire-amicale", "socrate")
+    assert profile.association_slug in ("entraide-scolaire-amicale", "socrate", "afev")
     assert profile.match is not None
     assert profile.match["ranked"][0]["slug"] == profile.association_slug
     assert profile.match["ranked"][0]["reasons"]
@@ -129,11 +130,11 @@ def test_catalog_import_and_list_from_the_command_line(tmp_path: Path) -> None:
 
     dry = cli("catalog", "import", str(SAMPLE_CATALOG), "--dry-run")
     assert dry.returncode == 0
-    assert "8 would be added" in dry.stdout
+    assert "13 would be added" in dry.stdout
     assert "nothing was written" in dry.stdout
     assert "empty" in cli("catalog", "list").stdout
-    assert "8 added" in cli("catalog", "import", str(SAMPLE_CATALOG)).stdout
-    assert "8 unchanged" in cli("catalog", "import", str(SAMPLE_CATALOG)).stdout
+    assert "13 added" in cli("catalog", "import", str(SAMPLE_CATALOG)).stdout
+    assert "13 unchanged" in cli("catalog", "import", str(SAMPLE_CATALOG)).stdout
     listing = cli("catalog", "list").stdout
     assert "socrate" in listing
     assert "Télémaque" in listing
@@ -157,12 +158,14 @@ async def test_a_waiting_profile_goes_to_an_association_once_one_can_take_it(
     now = datetime.now(UTC)
     assert await retry_waiting(unit_of_work, now, policy) == 0  # nothing has changed yet
     async with unit_of_work() as uow:
-        # NQT (national, in person) starts taking young employees too.
+        # NQT opens a team in Mayotte and starts taking young employees with a bac too.
         record = await uow.catalog.by_slug("nqt")
         assert record is not None
         record.entry = {
             **record.entry,
+            "departments": [*record.entry["departments"], "976"],
             "mentee_situations": [*record.entry["mentee_situations"], "employed"],
+            "mentee_diplomas": {"min": "bac", "max": None},
         }
         await uow.commit()
     assert await retry_waiting(unit_of_work, now, policy) == 1
@@ -171,3 +174,31 @@ async def test_a_waiting_profile_goes_to_an_association_once_one_can_take_it(
     [profile] = await stored_profiles(sqlite_url)
     assert (profile.status, profile.association_slug) == ("matched", "nqt")
     assert await retry_waiting(unit_of_work, now, policy) == 0
+
+
+async def test_a_graduate_job_seeker_in_bobigny_is_sent_to_a_programme_for_graduates(
+    bot_with_admin: TelegramBot,
+    person: Callable[..., Chat],
+    sqlite_url: str,
+) -> None:
+    chat = person(3104, "Yanis")
+    await chat.starts()
+    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.says("Yanis", expect="2/")
+    await chat.says("24", expect="Question")
+    await chat.says("93000", expect="Question")
+    await chat.taps("En recherche d'emploi", expect="diplôme")
+    await chat.taps("Bac+4 ou plus (master, école…)", expect="Question")
+    await chat.toggles("Trouver un emploi")
+    await chat.taps("Valider", expect="Question")
+    await chat.taps("Les deux me vont", expect="Question")
+    await chat.taps("Quartier prioritaire (QPV)", expect="Question")
+    await chat.taps("Par e-mail", expect="Question")
+    await chat.says("yanis@example.fr", expect="Question")
+    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+    result = await chat.taps("C'est bon", expect="Merci")
+    text = result.text or ""
+    assert "NQT" in text or "Article 1" in text, text
+    assert "Son programme est fait pour les jeunes dans ta situation" in text
+    [profile] = await stored_profiles(sqlite_url)
+    assert profile.association_slug in ("nqt", "article-1")

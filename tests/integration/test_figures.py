@@ -282,13 +282,15 @@ async def test_the_funnel_shows_where_each_journey_went_and_where_it_stopped(
 
     assert (mentee.flow, mentee.started, mentee.completed) == ("mentee", 9, 5)
     assert (mentee.exited, mentee.cancelled) == (1, 1)
-    assert [s.position for s in mentee.steps] == list(range(1, 16))
+    assert [s.position for s in mentee.steps] == list(range(1, 18))
     assert steps_of(mentee) == {
         "first_name": (9, 9, 0, 0, 0),
         "age": (9, 9, 1, 0, 0),  # Amel's "dix-sept"; Karim was sent off here, which is no drop-off
         "filled_by": (1, 1, 0, 0, 0),  # asked of Ben alone: not a drop-off for the others
         "postal_code": (8, 7, 0, 0, 1),  # Clara gave up here on Tuesday
         "situation": (7, 6, 0, 1, 0),  # Amel went back from here; Dina is still at it, an hour ago
+        "diploma": ZERO,  # asked of students, job seekers and young workers: none here
+        "grant": ZERO,
         "needs": (6, 5, 0, 0, 0),  # Léa cancelled here
         "format": (5, 5, 0, 0, 0),
         "area": (5, 5, 0, 0, 0),

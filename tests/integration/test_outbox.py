@@ -161,8 +161,8 @@ async def test_importing_the_same_catalogue_twice_changes_nothing(
     now = datetime(2026, 11, 26, tzinfo=UTC)
     first = await import_catalog(uow_factory, catalog, now)
     second = await import_catalog(uow_factory, catalog, now)
-    assert len(first.added) == 8
-    assert (second.added, second.changed, len(second.unchanged)) == ((), (), 8)
+    assert len(first.added) == 13  # the eight founders and five more programmes
+    assert (second.added, second.changed, len(second.unchanged)) == ((), (), 13)
     async with uow_factory() as uow:
         names = {a.name for a in associations_of(await uow.catalog.records())}
     assert "Télémaque" in names

@@ -37,6 +37,7 @@ VALID: dict[str, Any] = {
     "description": {"fr": "Des étudiant·es accompagnent des enfants.", "en": "Students mentor."},
     "website": "https://afev.org",
     "national": True,
+    "departments": ["75"],
     "mentee_ages": {"min": 5, "max": 18},
     "mentee_situations": ["primary_school", "middle_school"],
     "themes": ["school_support"],
@@ -69,14 +70,15 @@ def problems_of(text: str) -> tuple[str, ...]:
     return raised.value.problems
 
 
-def test_the_sample_loads_with_the_eight_founding_associations() -> None:
+def test_the_sample_loads_with_the_eight_founding_associations_and_more() -> None:
     catalog = load_catalog(SAMPLE)
 
-    assert {entry.slug for entry in catalog.associations} == FOUNDERS
+    assert {entry.slug for entry in catalog.associations} >= FOUNDERS
+    assert len(catalog.associations) > len(FOUNDERS)
     for association in catalog.associations:
         assert association.handoff.telegram
         assert association.handoff.webhook_url is None
-        assert 20 <= association.weekly_capacity <= 50
+        assert 10 <= association.weekly_capacity <= 50
         assert not association.paused
 
 
@@ -157,7 +159,10 @@ def test_an_association_nobody_can_reach_is_refused() -> None:
         ({"departments": [75]}, 'departments: write department codes in quotes, e.g. "75": got 75'),
         ({"departments": ["20"]}, 'departments: "20" is not a department code'),
         ({"departments": ["75", "75"]}, "departments: 75 listed twice"),
-        ({"national": False}, "departments: list the departments served, or set national: true"),
+        (
+            {"national": False, "departments": []},
+            "departments: list the departments served, or set national: true",
+        ),
         ({"mentee_ages": {"min": 12, "max": 31}}, "mentee_ages: max 31 is above 30"),
         ({"mentee_ages": {"min": 18, "max": 12}}, "mentee_ages: min 18 is above max 12"),
         ({"remote": True}, 'remote: true needs "remote" among the formats'),
@@ -256,7 +261,72 @@ def test_an_entry_becomes_the_plain_association_matching_uses() -> None:
 def test_the_sample_gives_one_association_per_entry_for_matching() -> None:
     associations = load_catalog(SAMPLE).to_associations()
 
-    assert {a.slug for a in associations} == FOUNDERS
+    assert {a.slug for a in associations} >= FOUNDERS
     socrate = next(a for a in associations if a.slug == "socrate")
     assert socrate.departments == {"75", "93", "31"}
     assert socrate.mentor_profiles == {"high_school_student"}
+
+
+# --- what a programme requires or favours, and where it meets --------------------------------------
+
+
+def test_an_association_meeting_only_in_person_without_departments_is_refused_naming_the_field() -> (
+    None
+):
+    problems = problems_of(catalog_text(entry(national=True, departments=None)))
+
+    assert problems == (
+        'association "afev": departments: it meets only in person, so list the departments '
+        "where its pairs meet (national: true alone does not say where)",
+    )
+
+
+def test_a_national_network_meeting_remotely_needs_no_department() -> None:
+    text = catalog_text(entry(departments=None, formats=["remote", "in_person"]))
+
+    [association] = parse_catalog(text, "catalog.yaml").to_associations()
+    assert association.remote_anywhere
+    assert association.departments == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"mentee_diplomas": {"min": "bac_8"}}, 'mentee_diplomas.min: unknown "bac_8"'),
+        (
+            {"mentee_diplomas": {"min": "bac_5", "max": "bac"}},
+            "mentee_diplomas: min bac_5 is above max bac",
+        ),
+        ({"priority_publics": ["refugees"]}, 'priority_publics: unknown "refugees"'),
+        (
+            {"made_for": {"situations": ["job_seeker"]}},
+            "made_for: situations job_seeker not in mentee_situations",
+        ),
+        ({"made_for": {"themes": ["job"]}}, "made_for: themes job not in themes"),
+    ],
+)
+def test_a_mistake_in_the_new_criteria_names_the_field(
+    change: dict[str, Any], problem: str
+) -> None:
+    [found] = problems_of(catalog_text(entry(**change)))
+
+    assert found.startswith(f'association "afev": {problem}'), found
+
+
+def test_the_new_criteria_reach_matching_and_the_old_priority_areas_still_count() -> None:
+    text = catalog_text(
+        entry(
+            priority_areas=["rural"],
+            priority_publics=["scholarship"],
+            mentee_diplomas={"min": "bac_3"},
+            made_for={"situations": ["primary_school"], "themes": ["school_support"]},
+        )
+    )
+
+    [association] = parse_catalog(text, "catalog.yaml").to_associations()
+    assert association.priority_publics == {"rural", "scholarship"}
+    assert (association.diploma_min, association.diploma_max) == ("bac_3", None)
+    assert association.takes_diploma("bac_5")
+    assert not association.takes_diploma("bac")
+    assert association.made_for_situations == {"primary_school"}
+    assert association.made_for_themes == {"school_support"}
