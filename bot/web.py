@@ -37,6 +37,7 @@ from bot.dashboard.app import Dashboard, add_dashboard_routes
 from bot.inbox import Outcome
 from bot.processor import PerChatUpdateProcessor
 from bot.settings import Settings
+from bot.webhooks import add_crm_routes
 from conversations.ports import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
     app.router.add_post(urlsplit(settings.webhook_url).path or "/", telegram)
     add_operations_routes(app, unit_of_work, metrics)
     add_dashboard_routes(app, dashboard_of(bot))
+    add_crm_routes(app, lambda: bot.services, bot.relay.wake)
     return app
 
 
@@ -212,8 +214,8 @@ def add_operations_routes(
 @contextlib.asynccontextmanager
 async def operations_server(bot: TelegramBot, settings: Settings) -> AsyncIterator[None]:
     """Polling mode: /healthz, /readyz and /metrics on WEB_HOST:WEB_PORT (the image's
-    HEALTHCHECK reads /healthz), and the staff dashboard at /admin; /healthz fails once the
-    poller has stopped."""
+    HEALTHCHECK reads /healthz), the staff dashboard at /admin and the CRMs' requests at
+    /associations/…; /healthz fails once the poller has stopped."""
     app = web.Application()
     add_operations_routes(
         app,
@@ -222,6 +224,7 @@ async def operations_server(bot: TelegramBot, settings: Settings) -> AsyncIterat
         alive=lambda: bot.poller.alive,
     )
     add_dashboard_routes(app, dashboard_of(bot))
+    add_crm_routes(app, lambda: bot.services, bot.relay.wake)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

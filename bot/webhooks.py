@@ -1,7 +1,9 @@
-"""Handoffs as signed JSON POSTs to an association's CRM (the webhook channel of the catalogue).
+"""The webhook channel of the catalogue, both ways: handoffs as signed JSON POSTs to an
+association's CRM, and the CRM's signed requests back (taken, contacted, declined, closed).
 
-The body is signed with HMAC-SHA256 and the association's secret, sent in `X-Mentorat-Signature`
-as `sha256=<hex>`; `X-Mentorat-Delivery` is the same on every retry, so a receiver can drop repeats.
+Outbound, the body is signed with HMAC-SHA256 and the association's secret, sent in
+`X-Mentorat-Signature` as `sha256=<hex>`; `X-Mentorat-Delivery` is the same on every retry, so a
+receiver can drop repeats. Inbound, see `conversations.services.crm` and the README.
 """
 
 from __future__ import annotations
@@ -9,11 +11,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+from collections.abc import Callable
 
 import aiohttp
+from aiohttp import web
 
 from bot.relay import Undeliverable
+from bot.runtime import Services
 from conversations.ports import AssociationWebhook, UnitOfWorkFactory
+from conversations.services import crm
+from conversations.services.crm import CrmRequest, Outcome
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -56,3 +66,74 @@ class WebhookSender:
                 # The receiver may recover: the dispatcher retries with back-off.
                 raise OSError(f"webhook answered {response.status}")
             raise Undeliverable(f"webhook answered {response.status}")
+
+
+# --- inbound: the CRM acts on its handoffs ---------------------------------------------------
+
+TIMESTAMP_HEADER = "X-Mentorat-Timestamp"
+SIGNATURE_HEADER = "X-Mentorat-Signature"
+_HTTP = {
+    Outcome.DONE: 200,
+    Outcome.UNCHANGED: 200,
+    Outcome.MALFORMED: 400,
+    Outcome.UNSIGNED: 401,
+    Outcome.STALE: 401,
+    Outcome.NOT_FOUND: 404,
+    Outcome.TOO_LATE: 409,
+    Outcome.BUSY: 503,
+}
+
+
+def add_crm_routes(
+    app: web.Application,
+    services: Callable[[], Services],
+    wake: Callable[[], None] = lambda: None,
+) -> None:
+    """POST /associations/{slug}/handoffs/{id}, on the webhook, operations or sandbox server.
+    `services` is a callable because the sandbox swaps them on a reset."""
+
+    async def act(request: web.Request) -> web.Response:
+        """A CRM says it took, contacted, declined or closed one of its association's handoffs."""
+        body = await _bounded_body(request)
+        handoff_id = request.match_info["handoff_id"]
+        if body is None:
+            return web.json_response({"error": f"body over {crm.MAX_BODY} bytes"}, status=413)
+        if not (handoff_id.isascii() and handoff_id.isdigit() and len(handoff_id) <= 18):
+            return web.json_response({"error": "no such handoff"}, status=404)
+        current = services()
+        answer = await crm.receive(
+            current.unit_of_work,
+            CrmRequest(
+                association=request.match_info["slug"],
+                handoff_id=int(handoff_id),
+                timestamp=request.headers.get(TIMESTAMP_HEADER, ""),
+                signature=request.headers.get(SIGNATURE_HEADER, ""),
+                body=body,
+            ),
+            current.clock(),
+            current.policy,
+        )
+        if answer.queued:
+            wake()
+        reply: dict[str, object] = {"handoff_id": int(handoff_id)}
+        if answer.status is not None:
+            reply["status"] = answer.status
+        if answer.error is not None:
+            reply["error"] = answer.error
+        else:
+            reply["changed"] = answer.outcome is Outcome.DONE
+        return web.json_response(reply, status=_HTTP[answer.outcome])
+
+    app.router.add_post("/associations/{slug}/handoffs/{handoff_id}", act)
+
+
+async def _bounded_body(request: web.Request) -> bytes | None:
+    """The body, or None past crm.MAX_BODY: read no further than that, whatever Content-Length."""
+    if (request.content_length or 0) > crm.MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(crm.MAX_BODY):
+        body += chunk
+        if len(body) > crm.MAX_BODY:
+            return None
+    return bytes(body)

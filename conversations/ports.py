@@ -103,7 +103,7 @@ class AdminAlert:
 
 @dataclass(frozen=True)
 class AssociationWebhook:
-    """A signed POST to an association's CRM: `handoff.proposed` or `handoff.erased`."""
+    """A signed POST to an association's CRM: `handoff.proposed`, `.taken`, `.declined`… (README)."""
 
     url: str
     handoff_id: int

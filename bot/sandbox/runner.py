@@ -21,6 +21,7 @@ from bot.dashboard.app import Dashboard, add_dashboard_routes
 from bot.runtime import Services, utc_now
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import Settings
+from bot.webhooks import add_crm_routes
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -120,6 +121,10 @@ class Sandbox:
             update={"telegram_bot_token": SecretStr(SANDBOX_TOKEN)}
         )
         return Dashboard(services, username, SANDBOX_TOKEN, settings)
+
+    def wake_relay(self) -> None:
+        if self._bot is not None:
+            self._bot.relay.wake()
 
     async def wait_live(self, patience: float = 30.0) -> BotApiEmulator | None:
         """The current emulator, once a reset in progress is over; None if it never ends."""
@@ -261,6 +266,7 @@ def build_page_app(sandbox: Sandbox) -> web.Application:
     app.router.add_get("/sandbox/api/personas", _personas(sandbox))
     app.router.add_post("/sandbox/reset", _reset(sandbox))
     add_dashboard_routes(app, sandbox.dashboard())
+    add_crm_routes(app, sandbox.dashboard().services, sandbox.wake_relay)
     # The emulator's user-side routes (bot.sandbox.webapi), served here for whichever emulator
     # is current: a reset replaces the emulator while the page stays on this server.
     dispatch = _dispatch(sandbox)

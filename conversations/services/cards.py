@@ -36,6 +36,7 @@ CONTACTED = _("📞 Contact établi")
 CLOSE = _("✅ Clore")
 CANCEL = _("Annuler")
 STATUS_TAKEN_BY = _("✅ Pris en charge par %(coordinator)s")
+TEAM = _("l'équipe de l'association (depuis son outil de suivi)")
 STATUS_TAKEN_BY_YOU = _(
     "✅ Vous vous en occupez. Une fois le premier échange fait : « Contact établi »."
 )
@@ -88,7 +89,8 @@ def status_line(
 ) -> Text | None:
     """Where the contact stands, as this coordinator reads it; None while nobody acted."""
     status = HandoffStatus(handoff.status)
-    taker_name = taker.first_name if taker else "?"
+    # Nobody of the chat took it: the association did, from its own tool (its CRM).
+    taker_name: Text | str = taker.first_name if taker else TEAM
     if status is HandoffStatus.TAKEN:
         if taker is not None and taker.id == coordinator_id:
             return STATUS_TAKEN_BY_YOU

@@ -51,7 +51,7 @@ from conversations.ports import (
 from conversations.services import cards
 from conversations.services.actions import ActOnHandoff
 from conversations.services.alerts import alert_admins
-from conversations.services.catalogue import associations_of
+from conversations.services.catalogue import index_of, response_hours
 from conversations.services.policy import Policy
 from conversations.text import Text, _
 
@@ -88,6 +88,16 @@ PERSON_TAKEN = {
     "mentor": _(
         "Bonne nouvelle ! %(coordinator)s, de %(association)s, s'occupe de votre inscription et "
         "va vous contacter très vite."
+    ),
+}
+# Taken by the association's CRM: no coordinator's name to give.
+PERSON_TAKEN_BY_ASSOCIATION = {
+    "mentee": _(
+        "Bonne nouvelle ! %(association)s s'occupe de ta demande et va te contacter très vite."
+    ),
+    "mentor": _(
+        "Bonne nouvelle ! %(association)s s'occupe de votre inscription et va vous contacter "
+        "très vite."
     ),
 }
 PERSON_REROUTED = {
@@ -130,17 +140,21 @@ async def route(uow: UnitOfWork, profile: Profile, now: datetime, policy: Policy
     records = await uow.catalog.records()
     by_slug = {record.slug: record for record in records}
     tried = {h.association_id for h in await uow.handoffs.of_profile(profile.id)}
-    candidates = [a for a in associations_of(records) if by_slug[a.slug].id not in tried]
+    excluded = [record.slug for record in records if record.id in tried]
     this_week = await uow.handoffs.created_counts(*week_window(now))
     waiting = await uow.handoffs.waiting_counts()
+    speed = await response_hours(uow, now)
     loads = {
         record.slug: AssociationLoad(
-            handed_off_this_week=this_week.get(record.id, 0), waiting=waiting.get(record.id, 0)
+            handed_off_this_week=this_week.get(record.id, 0),
+            waiting=waiting.get(record.id, 0),
+            median_response_hours=speed.get(record.slug),
         )
         for record in records
     }
     answers = answers_from_json(profile.answers)
-    result = match(facts_from_answers(profile.role, answers), candidates, loads)
+    facts = facts_from_answers(profile.role, answers)
+    result = match(facts, index_of(records), loads, excluded)
     best = result.best
     if best is None:
         profile.association_slug = None
@@ -294,8 +308,10 @@ def _move(
     coordinator: Coordinator | None = None,
     reason: str | None = None,
     event: str | None = None,
+    detail: str | None = None,
 ) -> None:
-    """The one place a handoff changes status, with the times that go with it and its event."""
+    """The one place a handoff changes status, with the times that go with it and its event
+    (whose detail is the decline reason unless `detail` says otherwise)."""
     handoff.status = target
     if target is HandoffStatus.DELIVERED and handoff.taken_by is not None:
         # Released: open to every coordinator again, and silence is counted from now.
@@ -304,8 +320,9 @@ def _move(
         handoff.reminded_at = None
     elif target is HandoffStatus.DELIVERED:
         handoff.delivered_at = now
-    elif target is HandoffStatus.TAKEN and coordinator is not None:
-        handoff.taken_by = coordinator.id
+    elif target is HandoffStatus.TAKEN:
+        # Taken by the association's CRM: nobody in `taken_by`, but the delay counts all the same.
+        handoff.taken_by = coordinator.id if coordinator is not None else None
         handoff.taken_at = now
     elif target is HandoffStatus.CONTACTED:
         handoff.contacted_at = now
@@ -314,8 +331,30 @@ def _move(
         if target is HandoffStatus.DECLINED:
             handoff.decline_reason = reason
     uow.handoffs.record(
-        handoff, event or str(target), now, coordinator.id if coordinator else None, reason
+        handoff,
+        event or str(target),
+        now,
+        coordinator.id if coordinator else None,
+        detail if detail is not None else reason,
     )
+
+
+async def move(
+    uow: UnitOfWork,
+    handoff: Handoff,
+    record: AssociationRecord,
+    profile: Profile,
+    target: HandoffStatus,
+    now: datetime,
+    policy: Policy,
+    reason: str | None = None,
+    *,
+    by: str,
+    detail: str | None = None,
+) -> None:
+    """A move made by no coordinator (an association's CRM), with all that follows a press."""
+    _move(uow, handoff, target, now, None, reason, detail=detail)
+    await _after_move(uow, handoff, record, profile, now, policy, by=by)
 
 
 async def _after_move(
@@ -326,15 +365,23 @@ async def _after_move(
     now: datetime,
     policy: Policy,
     actor: Coordinator | None = None,
+    by: str = "coordinator",
 ) -> None:
-    """The cards catch up, the person hears the news, and a declined contact moves on."""
+    """The cards catch up, the CRM and the person hear the news, and a declined contact moves
+    on. `by` says who moved it: "coordinator", "crm" or "silence"."""
     await refresh_cards(uow, handoff, now, policy, actor)
+    if by != "crm":
+        # The CRM's own move is acknowledged in the answer to its request, not echoed back.
+        await tell_crm(uow, handoff, record, now, by)
     person = await uow.people.get(profile.person_id)
     if handoff.status == HandoffStatus.TAKEN and person is not None:
         taker = await _taker(uow, handoff)
-        text = PERSON_TAKEN[profile.role].fmt(
-            coordinator=taker.first_name if taker else record.name, association=record.name
-        )
+        if taker is None:
+            text = PERSON_TAKEN_BY_ASSOCIATION[profile.role].fmt(association=record.name)
+        else:
+            text = PERSON_TAKEN[profile.role].fmt(
+                coordinator=taker.first_name, association=record.name
+            )
         await tell_person(uow, f"taken:{handoff.id}:{handoff.version}", person, profile, text, now)
     if handoff.status in REROUTING:
         result = await route(uow, profile, now, policy)
@@ -348,6 +395,42 @@ async def _after_move(
                 old=record.name, association=best.association.name
             )
         await tell_person(uow, f"rerouted:{handoff.id}", person, profile, text, now)
+
+
+# What the association's CRM hears when its handoff moves (documented in the README).
+CRM_EVENTS = {
+    HandoffStatus.TAKEN: "handoff.taken",
+    HandoffStatus.CONTACTED: "handoff.contacted",
+    HandoffStatus.DECLINED: "handoff.declined",
+    HandoffStatus.CLOSED: "handoff.closed",
+    HandoffStatus.EXPIRED: "handoff.expired",
+}
+
+
+async def tell_crm(
+    uow: UnitOfWork, handoff: Handoff, record: AssociationRecord, now: datetime, by: str
+) -> None:
+    """A signed `handoff.<status>` POST to the association's webhook, if it has one. Nothing
+    about the person: the handoff id ties it to the `handoff.proposed` the CRM already has."""
+    webhook = record.webhook_url
+    event = CRM_EVENTS.get(HandoffStatus(handoff.status))
+    if not webhook or event is None:
+        return
+    body: dict[str, Any] = {
+        "event": event,
+        "handoff_id": handoff.id,
+        "association": record.slug,
+        "status": handoff.status,
+        "at": now.isoformat(),
+        "by": by,
+    }
+    if handoff.status == HandoffStatus.DECLINED:
+        body["reason"] = handoff.decline_reason
+    message = AssociationWebhook(webhook, handoff.id, record.slug, body)
+    # The version tells apart two passes through one status (taken, released, taken).
+    await uow.outbox.enqueue(
+        f"webhook-{handoff.status}:{handoff.id}:{handoff.version}", message, now
+    )
 
 
 async def tell_person(
@@ -493,7 +576,7 @@ async def _silence(
             )
         else:
             _move(uow, handoff, HandoffStatus.EXPIRED, now)
-            await _after_move(uow, handoff, record, profile, now, policy)
+            await _after_move(uow, handoff, record, profile, now, policy, by="silence")
         log.info("handoff %s: %s", handoff.id, due)
         await uow.commit()
         return 1

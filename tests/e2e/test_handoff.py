@@ -23,8 +23,9 @@ from storage.tables import handoffs as handoffs_table
 from tests.e2e.conftest import Chat, running, settings_for
 from tests.e2e.test_questionnaire import sign_up_as_17_year_old_in_saint_denis
 
-# The 17-year-old of Saint-Denis goes to Proxité first, then to Télémaque (sample catalogue).
-FIRST, SECOND = "proxite", "telemaque"
+# The 17-year-old of Saint-Denis goes to Proxité first, then to JobIRL, made for orientation and
+# internships (sample catalogue).
+FIRST, SECOND = "proxite", "jobirl"
 
 
 class Clock:
@@ -224,9 +225,9 @@ async def test_a_decline_goes_to_the_next_association_whose_coordinator_receives
     assert "Complet" in reasons.button_texts
     press(camille.user, card.message_id, "Complet")
     second_card = await card_of(yanis)
-    assert "Télémaque" in (second_card.text or "")
+    assert "JobIRL" in (second_card.text or "")
     told = await young.reads(expect="Du nouveau")
-    assert "Télémaque" in (told.text or "")
+    assert "JobIRL" in (told.text or "")
     first, second = await handoffs_in_db(app)
     assert (first.status, first.decline_reason) == ("declined", "full")
     assert second.status in ("proposed", "delivered")

@@ -88,3 +88,13 @@ def test_silence_delays_are_settings() -> None:
     rules = SilenceRules(remind_after=timedelta(hours=1), reroute_after=timedelta(hours=2))
     assert rules.due(S.DELIVERED, T0, reminded=False, now=T0 + timedelta(hours=1)) == "remind"
     assert rules.due(S.DELIVERED, T0, reminded=True, now=T0 + timedelta(hours=2)) == "reroute"
+
+
+def test_a_contact_the_association_took_from_its_crm_names_its_team_on_the_cards() -> None:
+    from conversations.entities import Handoff
+    from conversations.services import cards
+
+    now = datetime.now(UTC)
+    handoff = Handoff(profile_id=1, association_id=1, status=HandoffStatus.TAKEN, created_at=now)
+    line = cards.status_line(handoff, None, None, coordinator_id=7, reroute_days=7)
+    assert line == cards.STATUS_TAKEN_BY.fmt(coordinator=cards.TEAM)
