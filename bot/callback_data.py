@@ -30,6 +30,8 @@ from conversations.services.actions import (
     ConfirmJoin,
     DeclineJoin,
     KeepData,
+    KeepRequest,
+    ReplaceRequest,
 )
 
 CALLBACK_DATA_MAX_BYTES = 64
@@ -60,6 +62,10 @@ def _encode(action: Action) -> str:
     match action:
         case ChooseFlow(flow):
             return f"f{_SEP}{flow}"
+        case ReplaceRequest(flow):
+            return f"rr{_SEP}{flow}"
+        case KeepRequest(flow):
+            return f"rk{_SEP}{flow}"
         case ChooseLanguage(language):
             return f"l{_SEP}{language}"
         case ConfirmErase():
@@ -103,6 +109,10 @@ def decode(data: str) -> Action | None:
     match tag, fields:
         case "f", [flow]:
             return ChooseFlow(flow)
+        case "rr", [flow]:
+            return ReplaceRequest(flow)
+        case "rk", [flow]:
+            return KeepRequest(flow)
         case "l", [language]:
             return ChooseLanguage(language)
         case "z", []:

@@ -22,6 +22,8 @@ class ProfileStatus(StrEnum):
     MATCHED = "matched"
     # No association fits yet: on the waiting list, matched again every quarter of an hour.
     WAITING = "waiting"
+    # Replaced by a newer sign-up of the same person and role.
+    WITHDRAWN = "withdrawn"
 
 
 class ConsentKind(StrEnum):

@@ -24,6 +24,8 @@ class HandoffStatus(StrEnum):
     EXPIRED = "expired"
     # The person erased their data: nothing more happens to this handoff.
     ERASED = "erased"
+    # The person replaced this request with a new one: the association drops it.
+    WITHDRAWN = "withdrawn"
 
 
 class HandoffAction(StrEnum):
@@ -36,6 +38,8 @@ class HandoffAction(StrEnum):
     ERASE = "erase"
     # The taker left the association: the contact is open to its other coordinators again.
     RELEASE = "release"
+    # The person signed up again and chose to replace this request.
+    WITHDRAW = "withdraw"
 
 
 class HandoffVerb(StrEnum):
@@ -64,7 +68,10 @@ _TRANSITIONS: dict[HandoffAction, tuple[frozenset[HandoffStatus], HandoffStatus]
     # Whatever happened to it, an erased person's contact is scrubbed everywhere.
     HandoffAction.ERASE: (frozenset(S) - {S.ERASED}, S.ERASED),
     HandoffAction.RELEASE: (frozenset({S.TAKEN, S.CONTACTED}), S.DELIVERED),
+    HandoffAction.WITHDRAW: (IN_QUEUE | {S.CONTACTED}, S.WITHDRAWN),
 }
+# A request still in an association's hands: a second sign-up asks to replace it or keep it.
+OPEN_REQUEST = IN_QUEUE | {S.CONTACTED}
 # After these the profile needs another association.
 REROUTING = frozenset({S.DECLINED, S.EXPIRED})
 # A coordinator may press these; the others happen by themselves.

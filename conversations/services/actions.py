@@ -103,6 +103,18 @@ class PauseAssociation:
 
 
 @dataclass(frozen=True)
+class ReplaceRequest:
+    """A second sign-up of the same role: the open request is withdrawn, a new one begins."""
+
+    flow: str
+
+
+@dataclass(frozen=True)
+class KeepRequest:
+    flow: str
+
+
+@dataclass(frozen=True)
 class AskDashboard:
     """/dashboard: a sign-in link for admins and coordinators."""
 
@@ -126,4 +138,6 @@ Action: TypeAlias = (
     | ShowQueue
     | PauseAssociation
     | AskDashboard
+    | ReplaceRequest
+    | KeepRequest
 )

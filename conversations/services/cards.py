@@ -44,6 +44,7 @@ STATUS_CONTACTED = _("📞 Contact établi par %(coordinator)s")
 STATUS_CLOSED = _("🗂 Clos par %(coordinator)s")
 STATUS_DECLINED = _("↪️ Refusé par %(coordinator)s (%(reason)s) : transmis à une autre association")
 STATUS_EXPIRED = _("⌛ Sans réponse depuis %(days)s jours : transmis à une autre association")
+STATUS_WITHDRAWN = _("↩️ Retiré : la personne a fait une nouvelle demande, qui remplace celle-ci.")
 STATUS_ERASED = _("🗑 Contact n° %(id)s effacé à la demande de la personne.")
 # Not a translated sentence: the role of a contact, in bold, on the card's second line.
 _BOLD = Text("<b>%(text)s</b>")
@@ -107,6 +108,8 @@ def status_line(
         )
     if status is HandoffStatus.EXPIRED:
         return STATUS_EXPIRED.fmt(days=reroute_days)
+    if status is HandoffStatus.WITHDRAWN:
+        return STATUS_WITHDRAWN
     return None
 
 

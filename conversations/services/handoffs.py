@@ -62,6 +62,10 @@ REMINDER = _(
     "⏰ Le contact n° %(id)s attend depuis plus de %(hours)s h. Qui s'en occupe ? "
     "(/queue pour tout voir)"
 )
+WITHDRAWN_NOTICE = _(
+    "↩️ La personne du contact n° %(id)s a fait une nouvelle demande, qui remplace celle-ci : "
+    "vous n'avez plus à la contacter."
+)
 ERASED_NOTICE = _(
     "🗑 La personne du contact n° %(id)s a effacé ses données. Merci de supprimer aussi ce que "
     "vous en avez gardé."
@@ -326,7 +330,12 @@ def _move(
         handoff.taken_at = now
     elif target is HandoffStatus.CONTACTED:
         handoff.contacted_at = now
-    elif target in (HandoffStatus.CLOSED, HandoffStatus.DECLINED, HandoffStatus.EXPIRED):
+    elif target in (
+        HandoffStatus.CLOSED,
+        HandoffStatus.DECLINED,
+        HandoffStatus.EXPIRED,
+        HandoffStatus.WITHDRAWN,
+    ):
         handoff.closed_at = now
         if target is HandoffStatus.DECLINED:
             handoff.decline_reason = reason
@@ -602,6 +611,34 @@ async def erase_for(uow: UnitOfWork, person: Person, now: datetime, policy: Poli
             body = {"event": "handoff.erased", "handoff_id": handoff.id, "association": record.slug}
             message = AssociationWebhook(webhook, handoff.id, record.slug, body)
             await uow.outbox.enqueue(f"webhook-erased:{handoff.id}", message, now)
+
+
+async def withdraw(uow: UnitOfWork, profile: Profile, now: datetime, policy: Policy) -> int:
+    """The person replaces this request with a new one: each association that has it drops it
+    (its cards say so, its coordinators and its CRM are told), and it leaves the waiting list.
+    Returns how many associations were told."""
+    told = 0
+    for handoff in await uow.handoffs.of_profile(profile.id):
+        record = await uow.catalog.get(handoff.association_id)
+        if record is None or next_status(handoff.status, HandoffAction.WITHDRAW) is None:
+            continue
+        _move(uow, handoff, HandoffStatus.WITHDRAWN, now)
+        await refresh_cards(uow, handoff, now, policy)
+        notice = WITHDRAWN_NOTICE.fmt(id=handoff.id)
+        await tell_coordinators(uow, record.id, f"withdrawn:{handoff.id}", notice, now)
+        if record.webhook_url:
+            body = {
+                "event": "handoff.withdrawn",
+                "handoff_id": handoff.id,
+                "association": record.slug,
+                "at": now.isoformat(),
+            }
+            message = AssociationWebhook(record.webhook_url, handoff.id, record.slug, body)
+            await uow.outbox.enqueue(f"webhook-withdrawn:{handoff.id}", message, now)
+        told += 1
+    profile.status = ProfileStatus.WITHDRAWN
+    log.info("profile %s withdrawn: %s association(s) told", profile.id, told)
+    return told
 
 
 async def release_taken(

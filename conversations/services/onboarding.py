@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime
 
 from conversations import engine
 from conversations.entities import (
+    AssociationRecord,
     Consent,
     ConsentKind,
     Conversation,
@@ -23,7 +25,7 @@ from conversations.entities import (
 )
 from conversations.flows import CONSENT_VERSION, FLOWS
 from conversations.geography import department_of
-from conversations.handoff import HandoffStatus
+from conversations.handoff import OPEN_REQUEST, HandoffStatus
 from conversations.matching import MatchResult
 from conversations.model import (
     Ask,
@@ -31,6 +33,7 @@ from conversations.model import (
     Completed,
     ConversationState,
     Exited,
+    Flow,
     Input,
     Outcome,
     Stale,
@@ -41,8 +44,8 @@ from conversations.model import (
     TextInput,
 )
 from conversations.ports import Localize, UnitOfWork
-from conversations.services.actions import ChooseFlow, ChooseLanguage
-from conversations.services.handoffs import route
+from conversations.services.actions import ChooseFlow, ChooseLanguage, KeepRequest, ReplaceRequest
+from conversations.services.handoffs import route, withdraw
 from conversations.services.policy import Policy
 from conversations.services.privacy import HANDOFF_STATES
 from conversations.services.replies import Button, Notice, Reply, Screen, Sender
@@ -133,6 +136,35 @@ COORDINATOR_HELLO = _(
 )
 
 
+ALREADY_REQUESTED = {
+    "mentee": _(
+        "Tu as déjà une demande en cours auprès de <b>%(association)s</b>. Veux-tu la remplacer "
+        "par une nouvelle ? L'association sera prévenue que tu la retires."
+    ),
+    "mentor": _(
+        "Vous avez déjà une inscription en cours auprès de <b>%(association)s</b>. Voulez-vous la "
+        "remplacer par une nouvelle ? L'association sera prévenue que vous la retirez."
+    ),
+}
+ALREADY_WAITING = {
+    "mentee": _(
+        "Tu as déjà une demande sur la liste d'attente. Veux-tu la remplacer par une nouvelle ?"
+    ),
+    "mentor": _(
+        "Vous avez déjà une inscription sur la liste d'attente. Voulez-vous la remplacer par une "
+        "nouvelle ?"
+    ),
+}
+REPLACE_REQUEST = _("Oui, la remplacer")
+KEEP_REQUEST = _("Non, la garder")
+REPLACED = {
+    "mentee": _("C'est noté : ta demande précédente est retirée. On recommence !"),
+    "mentor": _("C'est noté : votre inscription précédente est retirée. On recommence !"),
+}
+KEPT_REQUEST = {
+    "mentee": _("D'accord, ta demande continue. 🙂 /start te dira où elle en est."),
+    "mentor": _("D'accord, votre inscription continue. /start vous dira où elle en est."),
+}
 REQUEST_SENT = {
     "mentee": _("Ta demande a bien été envoyée à <b>%(association)s</b> : %(status)s."),
     "mentor": _("Votre inscription a bien été envoyée à <b>%(association)s</b> : %(status)s."),
@@ -205,7 +237,7 @@ async def resume(
     return Reply(language, screens=(status,))
 
 
-def choose_flow(
+async def choose_flow(
     uow: UnitOfWork,
     person: Person,
     conversation: Conversation | None,
@@ -219,6 +251,71 @@ def choose_flow(
     if conversation is not None:
         outcome = engine.current(FLOWS[conversation.flow], conversation.state())
         return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+    found = await open_request(uow, person, flow.name)
+    if found is not None:
+        # One open request per person and role: two would go to two associations at once.
+        _profile, record = found
+        buttons = (
+            Button(REPLACE_REQUEST, ReplaceRequest(flow.name)),
+            Button(KEEP_REQUEST, KeepRequest(flow.name)),
+        )
+        if record is None:
+            return Reply(language, screens=(Notice(ALREADY_WAITING[flow.name], buttons),))
+        text = ALREADY_REQUESTED[flow.name].fmt(association=record.name)
+        return Reply(language, screens=(Notice(text, buttons),))
+    return _begin(uow, person, sender, flow, language)
+
+
+async def replace_request(
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation | None,
+    sender: Sender,
+    flow_name: str,
+    language: str,
+    policy: Policy,
+) -> Reply:
+    """The person chose to replace their open request: it is withdrawn, and the new one begins."""
+    flow = FLOWS.get(flow_name)
+    if flow is None:
+        return Reply(language, toast=FORGED)
+    if conversation is not None:
+        outcome = engine.current(FLOWS[conversation.flow], conversation.state())
+        return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+    found = await open_request(uow, person, flow.name)
+    if found is not None:
+        await withdraw(uow, found[0], sender.now, policy)
+    begun = _begin(uow, person, sender, flow, language)
+    return replace(
+        begun, screens=(Notice(REPLACED[flow.name]), *begun.screens), echo=REPLACE_REQUEST
+    )
+
+
+def keep_request(flow_name: str, language: str) -> Reply:
+    text = KEPT_REQUEST.get(flow_name)
+    if text is None:
+        return Reply(language, toast=FORGED)
+    return Reply(language, screens=(Notice(text),), echo=KEEP_REQUEST)
+
+
+async def open_request(
+    uow: UnitOfWork, person: Person, role: str
+) -> tuple[Profile, AssociationRecord | None] | None:
+    """The person's request of this role still in an association's hands (with it), or on the
+    waiting list (None for the association); None when there is none."""
+    profiles = [p for p in await uow.profiles.for_person(person) if p.role == role]
+    for profile in reversed(profiles):
+        if profile.status == ProfileStatus.WAITING:
+            return profile, None
+        if profile.status != ProfileStatus.MATCHED:
+            continue
+        handoffs = await uow.handoffs.of_profile(profile.id)
+        if handoffs and handoffs[-1].status in OPEN_REQUEST:
+            return profile, await uow.catalog.get(handoffs[-1].association_id)
+    return None
+
+
+def _begin(uow: UnitOfWork, person: Person, sender: Sender, flow: Flow, language: str) -> Reply:
     first = engine.begin(flow)
     started = uow.conversations.start(
         person, sender.chat_id, first.state, person.source, sender.now

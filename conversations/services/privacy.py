@@ -42,6 +42,7 @@ HANDOFF_STATES = {
     HandoffStatus.DECLINED: _("refusé, transmis à une autre association"),
     HandoffStatus.EXPIRED: _("sans réponse, transmis à une autre association"),
     HandoffStatus.ERASED: _("effacé"),
+    HandoffStatus.WITHDRAWN: _("retiré, remplacé par une nouvelle demande"),
 }
 ASK_ERASE = _(
     "Voulez-vous effacer toutes vos données (réponses, contacts, questionnaires) ? C'est définitif."

@@ -27,7 +27,9 @@ from conversations.services.actions import (
     DeclineJoin,
     Help,
     KeepData,
+    KeepRequest,
     PauseAssociation,
+    ReplaceRequest,
     Restart,
     ShowLanguages,
     ShowMyData,
@@ -112,7 +114,13 @@ async def _dispatch(
         case Start(payload):
             return await onboarding.start(uow, person, conversation, payload, language)
         case ChooseFlow(flow):
-            return onboarding.choose_flow(uow, person, conversation, sender, flow, language)
+            return await onboarding.choose_flow(uow, person, conversation, sender, flow, language)
+        case ReplaceRequest(flow):
+            return await onboarding.replace_request(
+                uow, person, conversation, sender, flow, language, policy
+            )
+        case KeepRequest(flow):
+            return onboarding.keep_request(flow, language)
         case Answer(given):
             return await onboarding.answer(
                 uow, person, conversation, sender, given, language, localize, policy
