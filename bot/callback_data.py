@@ -62,8 +62,8 @@ def _encode(action: Action) -> str:
     match action:
         case ChooseFlow(flow):
             return f"f{_SEP}{flow}"
-        case ReplaceRequest(flow):
-            return f"rr{_SEP}{flow}"
+        case ReplaceRequest(flow, profile_id):
+            return f"rr{_SEP}{flow}{_SEP}{profile_id}"
         case KeepRequest(flow):
             return f"rk{_SEP}{flow}"
         case ChooseLanguage(language):
@@ -109,8 +109,9 @@ def decode(data: str) -> Action | None:
     match tag, fields:
         case "f", [flow]:
             return ChooseFlow(flow)
-        case "rr", [flow]:
-            return ReplaceRequest(flow)
+        case "rr", [flow, profile_id]:
+            number = _row_id(profile_id)
+            return None if number is None else ReplaceRequest(flow, number)
         case "rk", [flow]:
             return KeepRequest(flow)
         case "l", [language]:
@@ -120,12 +121,12 @@ def decode(data: str) -> Action | None:
         case "k", []:
             return KeepData()
         case "h", [verb, handoff_id] if verb in _VERBS:
-            number = _handoff_id(handoff_id)
+            number = _row_id(handoff_id)
             return None if number is None else ActOnHandoff(number, _VERBS[verb])
         case "h", [verb, handoff_id, reason] if (
             verb == HandoffVerb.DECLINE and reason in _DECLINE_REASONS
         ):
-            number = _handoff_id(handoff_id)
+            number = _row_id(handoff_id)
             return None if number is None else ActOnHandoff(number, HandoffVerb.DECLINE, reason)
         case "j", [token]:
             return ConfirmJoin(token)
@@ -150,8 +151,8 @@ def decode(data: str) -> Action | None:
     return None
 
 
-def _handoff_id(field: str) -> int | None:
-    """A handoff id we could have written; bounded before int() reads it."""
+def _row_id(field: str) -> int | None:
+    """A row id (a handoff, a profile) we could have written; bounded before int() reads it."""
     if not _ID.fullmatch(field):
         return None
     number = int(field)

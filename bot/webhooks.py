@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable
 
 import aiohttp
@@ -24,6 +25,8 @@ from conversations.services import crm
 from conversations.services.crm import CrmRequest, Outcome
 
 log = logging.getLogger(__name__)
+# The catalogue's slugs (conversations.catalog): lowercase words and hyphens, 40 at most.
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -101,6 +104,9 @@ def add_crm_routes(
         # Handoff ids are 32-bit integers: a longer number would fail in the database, not here.
         if not (handoff_id.isascii() and handoff_id.isdigit() and len(handoff_id) <= 9):
             return web.json_response({"error": "no such handoff"}, status=404)
+        if not SLUG.fullmatch(request.match_info["slug"]):
+            # No association has such a slug (a NUL would even fail in PostgreSQL): unsigned.
+            return web.json_response({"error": "bad or missing signature"}, status=401)
         current = services()
         answer = await crm.receive(
             current.unit_of_work,

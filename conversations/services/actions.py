@@ -104,9 +104,11 @@ class PauseAssociation:
 
 @dataclass(frozen=True)
 class ReplaceRequest:
-    """A second sign-up of the same role: the open request is withdrawn, a new one begins."""
+    """A second sign-up of the same role: the open request is withdrawn, a new one begins. It
+    names the request it was offered for: an old button never withdraws a newer one."""
 
     flow: str
+    profile_id: int
 
 
 @dataclass(frozen=True)

@@ -190,14 +190,14 @@ def _command(request: CrmRequest) -> _Command | str:
         return "body is not a JSON object"
     handoff_id = data.get("handoff_id")
     # In the signed body as in the URL: a request signed for one handoff is good for no other.
-    if isinstance(handoff_id, bool) or handoff_id != request.handoff_id:
+    if type(handoff_id) is not int or handoff_id != request.handoff_id:
         return "handoff_id missing or not the URL's"
     verb = data.get("verb")
-    if verb not in {v.value for v in CrmVerb}:
+    if not isinstance(verb, str) or verb not in {v.value for v in CrmVerb}:
         return f"verb must be one of {', '.join(CrmVerb)}"
     reason = data.get("reason")
     if verb == CrmVerb.DECLINED:
-        if reason not in REASONS:
+        if not isinstance(reason, str) or reason not in REASONS:
             return f"declined needs a reason among {', '.join(REASONS)}"
     elif reason is not None:
         return f"only declined takes a reason, not {verb}"

@@ -210,7 +210,10 @@ async def start(
 
 async def request_status(uow: UnitOfWork, person: Person) -> Notice | None:
     """Where the person's latest request stands: which association has it, and what became of it."""
-    profiles = await uow.profiles.for_person(person)
+    # A withdrawn request was replaced: it is no one's request any more.
+    profiles = [
+        p for p in await uow.profiles.for_person(person) if p.status != ProfileStatus.WITHDRAWN
+    ]
     if not profiles:
         return None
     profile = profiles[-1]
@@ -254,9 +257,9 @@ async def choose_flow(
     found = await open_request(uow, person, flow.name)
     if found is not None:
         # One open request per person and role: two would go to two associations at once.
-        _profile, record = found
+        profile, record = found
         buttons = (
-            Button(REPLACE_REQUEST, ReplaceRequest(flow.name)),
+            Button(REPLACE_REQUEST, ReplaceRequest(flow.name, profile.id)),
             Button(KEEP_REQUEST, KeepRequest(flow.name)),
         )
         if record is None:
@@ -272,6 +275,7 @@ async def replace_request(
     conversation: Conversation | None,
     sender: Sender,
     flow_name: str,
+    profile_id: int,
     language: str,
     policy: Policy,
 ) -> Reply:
@@ -283,8 +287,10 @@ async def replace_request(
         outcome = engine.current(FLOWS[conversation.flow], conversation.state())
         return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
     found = await open_request(uow, person, flow.name)
-    if found is not None:
-        await withdraw(uow, found[0], sender.now, policy)
+    if found is None or found[0].id != profile_id:
+        # An old offer (a double tap, a button from before): the request it named is gone.
+        return Reply(language, toast=FORGED)
+    await withdraw(uow, found[0], sender.now, policy)
     begun = _begin(uow, person, sender, flow, language)
     return replace(
         begun, screens=(Notice(REPLACED[flow.name]), *begun.screens), echo=REPLACE_REQUEST

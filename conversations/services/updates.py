@@ -115,9 +115,9 @@ async def _dispatch(
             return await onboarding.start(uow, person, conversation, payload, language)
         case ChooseFlow(flow):
             return await onboarding.choose_flow(uow, person, conversation, sender, flow, language)
-        case ReplaceRequest(flow):
+        case ReplaceRequest(flow, profile_id):
             return await onboarding.replace_request(
-                uow, person, conversation, sender, flow, language, policy
+                uow, person, conversation, sender, flow, profile_id, language, policy
             )
         case KeepRequest(flow):
             return onboarding.keep_request(flow, language)

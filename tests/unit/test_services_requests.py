@@ -28,7 +28,8 @@ async def test_a_second_sign_up_while_one_is_open_asks_to_replace_or_keep_it() -
     notice = offer.screens[-1]
     assert isinstance(notice, Notice)
     assert notice.text == onboarding.ALREADY_REQUESTED["mentee"].fmt(association="Alpha")
-    assert buttons_of(offer) == [ReplaceRequest("mentee"), KeepRequest("mentee")]
+    profile = only(scene.db.tables.profiles.values())
+    assert buttons_of(offer) == [ReplaceRequest("mentee", profile.id), KeepRequest("mentee")]
     # Nothing started, nothing withdrawn yet.
     assert [c.status for c in scene.db.tables.conversations.values()] == ["completed"]
     assert only(scene.handoffs()).status == handoff.status
@@ -58,7 +59,7 @@ async def test_replacing_withdraws_the_first_request_and_tells_its_association()
     first = only(scene.handoffs())
 
     await nadia.choose("mentee")
-    replaced = await nadia.send(ReplaceRequest("mentee"))
+    replaced = await nadia.send(ReplaceRequest("mentee", first.profile_id))
 
     # The new questionnaire begins at once, after saying the first request is withdrawn.
     assert replaced.screens[0] == Notice(onboarding.REPLACED["mentee"])
@@ -79,10 +80,10 @@ async def test_replacing_withdraws_the_first_request_and_tells_its_association()
 async def test_after_replacing_the_new_sign_up_is_handed_off_and_the_old_one_stays_withdrawn() -> (
     None
 ):
-    scene, _first = await a_delivered_contact("alpha")
+    scene, first = await a_delivered_contact("alpha")
     nadia = scene.person(NADIA)
     await nadia.choose("mentee")
-    await nadia.send(ReplaceRequest("mentee"))
+    await nadia.send(ReplaceRequest("mentee", first.profile_id))
     # Answer the new questionnaire to the end (it is already open: fill's choose resumes it).
     await nadia.fill()
 
@@ -90,7 +91,14 @@ async def test_after_replacing_the_new_sign_up_is_handed_off_and_the_old_one_sta
     assert statuses == sorted([HandoffStatus.WITHDRAWN, HandoffStatus.PROPOSED])
     # A third sign-up asks again, about the new request this time.
     offer = await nadia.choose("mentee")
-    assert buttons_of(offer) == [ReplaceRequest("mentee"), KeepRequest("mentee")]
+    newer = max(scene.db.tables.profiles.values(), key=lambda p: p.id)
+    assert buttons_of(offer) == [ReplaceRequest("mentee", newer.id), KeepRequest("mentee")]
+    # The old offer's button names the first request: it does not withdraw the newer one.
+    stale = await nadia.send(ReplaceRequest("mentee", first.profile_id))
+    assert stale.toast == onboarding.FORGED
+    assert sorted(h.status for h in scene.handoffs()) == sorted(
+        [HandoffStatus.WITHDRAWN, HandoffStatus.PROPOSED]
+    )
 
 
 async def test_a_mentor_sign_up_is_not_blocked_by_an_open_mentee_request() -> None:
@@ -113,14 +121,15 @@ async def test_a_request_on_the_waiting_list_is_open_too() -> None:
     notice = offer.screens[-1]
     assert isinstance(notice, Notice)
     assert notice.text == onboarding.ALREADY_WAITING["mentee"]
-    await nadia.send(ReplaceRequest("mentee"))
+    waiting = only(scene.db.tables.profiles.values())
+    await nadia.send(ReplaceRequest("mentee", waiting.id))
     assert only(scene.db.tables.profiles.values()).status == ProfileStatus.WITHDRAWN
 
 
 async def test_a_forged_replace_for_an_unknown_flow_changes_nothing() -> None:
     scene, handoff = await a_delivered_contact("alpha")
 
-    reply = await scene.person(NADIA).send(ReplaceRequest("pirate"))
+    reply = await scene.person(NADIA).send(ReplaceRequest("pirate", handoff.profile_id))
 
     assert reply.toast == onboarding.FORGED
     assert only(scene.handoffs()).status == handoff.status
