@@ -375,7 +375,7 @@ class _Pages:
             request,
             "overview.html",
             figures=figures,
-            flows=_flow_names(),
+            flows=stats.FLOW_NAMES,
             last_day=period.end - timedelta(days=1),
         )
 
@@ -390,8 +390,8 @@ class _Pages:
             query=query,
             funnels=funnels,
             sources=sources,
-            flows=_flow_names(),
-            steps=_step_titles(),
+            flows=stats.FLOW_NAMES,
+            steps=stats.STEP_TITLES,
             start=_local_date(query.period.start),
             end=_local_date(query.period.end - timedelta(days=1)),
             # Each section names its own flow after this.
@@ -413,7 +413,7 @@ class _Pages:
         )
         language = request[VISIT].language
         translator = self._services.translator
-        title = translator.plain(language, _flow_names()[flow])
+        title = translator.plain(language, stats.FLOW_NAMES[flow])
         png = await asyncio.to_thread(
             charts.funnel_chart, funnels[0], title, lambda text: translator.plain(language, text)
         )
@@ -431,7 +431,7 @@ class _Pages:
             "associations.html",
             associations=figures,
             gaps=gaps,
-            flows=_flow_names(),
+            flows=stats.FLOW_NAMES,
             reasons={choice.value: choice.label for choice in DECLINE_REASONS},
             start=_local_date(period.start),
             end=_local_date(period.end - timedelta(days=1)),
@@ -513,7 +513,7 @@ class _Pages:
             "contacts.html",
             rows=rows,
             reasons=DECLINE_REASONS,
-            flows=_flow_names(),
+            flows=stats.FLOW_NAMES,
         )
 
     async def act(self, request: web.Request) -> web.StreamResponse:
@@ -632,14 +632,6 @@ CAPACITY_SET = _("Capacité de %(association)s enregistrée.")
 CAPACITY_INVALID = _("La capacité est un nombre entier de contacts par semaine, entre 0 et 10 000.")
 REMOVED = _("Le coordinateur ne reçoit plus les contacts de %(association)s.")
 ALREADY_REMOVED = _("Ce coordinateur avait déjà été retiré.")
-
-
-def _flow_names() -> dict[str, Text]:
-    return {"mentee": _("Jeunes"), "mentor": _("Mentors")}
-
-
-def _step_titles() -> dict[str, dict[str, Text]]:
-    return {name: {step.key: step.title for step in flow.steps} for name, flow in FLOWS.items()}
 
 
 def _parse_date(given: str | None) -> date | None:

@@ -13,8 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from conversations.flows import FLOWS
-from conversations.services.stats import FlowFunnel
+from conversations.services.stats import STEP_TITLES, FlowFunnel
 from conversations.text import Text, _
 
 # Pixels: wide enough for a dozen step names on a laptop, readable on a phone once scaled down.
@@ -27,7 +26,7 @@ LEGEND = (_("Ont vu la question"), _("Ont répondu"), _("Se sont arrêtés là")
 def funnel_chart(funnel: FlowFunnel, title: str, translate: Callable[[Text], str]) -> bytes:
     """The funnel with its questions' titles and the legend in one language (`translate` gives
     a text as plain words in it)."""
-    titles = {step.key: step.title for step in FLOWS[funnel.flow].steps}
+    titles = STEP_TITLES[funnel.flow]
     labels = [f"{s.position}. {translate(titles[s.step])}" for s in funnel.steps]
     return funnel_png(funnel, labels, [translate(text) for text in LEGEND], title)
 

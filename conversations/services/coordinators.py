@@ -6,7 +6,6 @@ nobody a way in.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from conversations.entities import AssociationRecord, Coordinator, Invite
 from conversations.handoff import HandoffStatus
 from conversations.ports import UnitOfWork
 from conversations.services import access
-from conversations.services.access import Staff
+from conversations.services.access import Staff, hash_token
 from conversations.services.cards import ROLE_LINES
 from conversations.services.handoffs import release_taken
 from conversations.services.policy import Policy
@@ -73,10 +72,6 @@ class Invitation:
     token: str
     association: str
     expires_at: datetime
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_invite_token() -> str:

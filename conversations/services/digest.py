@@ -50,7 +50,6 @@ CHART_CAPTION = _(
     "Questionnaire des jeunes, sur les 30 derniers jours : à chaque question, qui l'a vue, "
     "qui y a répondu et qui s'est arrêté là."
 )
-FLOW_NAMES = {"mentee": _("Jeunes"), "mentor": _("Mentors")}
 
 
 # --- /stats --------------------------------------------------------------------------------------
@@ -134,7 +133,7 @@ async def week_figures(
         counts = [s for s in now.sign_ups if s.flow == flow]
         lines.append(
             SIGN_UP_LINE.fmt(
-                flow=FLOW_NAMES.get(flow, flow),
+                flow=stats.FLOW_NAMES.get(flow, flow),
                 started=sum(s.started for s in counts),
                 started_before=sum(s.started_before for s in counts),
                 completed=sum(s.completed for s in counts),

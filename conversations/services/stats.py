@@ -20,6 +20,7 @@ from conversations.flows import FLOWS
 from conversations.handoff import HandoffStatus
 from conversations.matching import week_window
 from conversations.ports import Figures, FunnelLine, HandoffLine, OutboxStatus, UnitOfWorkFactory
+from conversations.text import _
 
 OUTCOMES = (
     Milestone.STARTED,
@@ -486,3 +487,8 @@ async def funnel_rows(
             line.source or "",
             _moment(line.at),
         )
+
+
+# How the staff's pages, /stats and the digest name the flows and their steps.
+FLOW_NAMES = {"mentee": _("Jeunes"), "mentor": _("Mentors")}
+STEP_TITLES = {name: {step.key: step.title for step in flow.steps} for name, flow in FLOWS.items()}

@@ -5,6 +5,8 @@ absurd query parameters, races between two browsers, a database that stops answe
 runs for real against the emulator, as in test_dashboard.py, whose fixtures are reused here.
 """
 
+# The fixtures imported from test_dashboard.py are parameters of the tests here (pytest's way).
+# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +36,9 @@ from conversations.entities import Handoff
 from storage.tables import handoffs as handoffs_table
 from tests.browser.test_sandbox_page import free_port
 from tests.e2e.conftest import TOKEN, Chat, settings_for
-from tests.e2e.test_dashboard import ADMIN, LINK, csrf_of, signed_in
+
+# The bot under test, and its clock, are test_dashboard.py's fixtures.
+from tests.e2e.test_dashboard import ADMIN, LINK, app, clock, csrf_of, signed_in  # noqa: F401
 from tests.e2e.test_handoff import FIRST, SECOND, Clock, complete_sign_up, join
 from tests.e2e.test_log_privacy import Everything
 
@@ -87,23 +91,7 @@ def not_a_crash(status: int, body: str, what: str) -> None:
     assert "Traceback" not in body, what
 
 
-# --- fixtures (as in test_dashboard.py) -----------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def app(
-    emulator: BotApiEmulator, sqlite_url: str, clock: Clock
-) -> AsyncIterator[TelegramBot]:
-    settings = settings_for(emulator, sqlite_url).model_copy(
-        update={"admin_telegram_ids": (ADMIN,)}
-    )
-    async with running(build_bot(settings, clock=clock)) as running_bot:
-        yield running_bot
+# --- fixtures (app and clock come from test_dashboard.py) -----------------------------------------------------------
 
 
 @pytest.fixture
