@@ -43,9 +43,11 @@ async def exchange(user: EmulatedUser, send: Callable[[], object], expect: str) 
 
 async def person_answers(user: EmulatedUser, waits: list[float]) -> None:
     waits.append(await exchange(user, lambda: user.send_command("start"), "Qui êtes-vous"))
-    waits.append(await exchange(user, lambda: user.press("Je cherche un·e mentor·e"), "1/"))
-    waits.append(await exchange(user, lambda: user.send_text("Inès"), "Question 2/"))
-    waits.append(await exchange(user, lambda: user.send_text("17"), "Question 3/"))
+    waits.append(
+        await exchange(user, lambda: user.press("Je cherche un·e mentor·e"), "Question 1 ·")
+    )
+    waits.append(await exchange(user, lambda: user.send_text("Inès"), "Question 2 ·"))
+    waits.append(await exchange(user, lambda: user.send_text("17"), "Question 3 ·"))
 
 
 async def round_trips(port: int) -> float:

@@ -34,6 +34,7 @@ COMMANDS: tuple[tuple[str, Text], ...] = (
     ("cancel", _("Arrêter le questionnaire")),
     ("language", _("Changer de langue")),
     ("mydata", _("Voir mes données")),
+    ("privacy", _("Qui garde mes données, et pourquoi")),
     ("queue", _("Coordinateurs : les contacts qui attendent")),
     ("delete", _("Effacer mes données")),
     ("help", _("Aide")),

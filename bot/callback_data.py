@@ -24,6 +24,7 @@ from conversations.services.actions import (
     Action,
     ActOnHandoff,
     Answer,
+    AnswerParental,
     ChooseFlow,
     ChooseLanguage,
     ConfirmErase,
@@ -31,7 +32,9 @@ from conversations.services.actions import (
     DeclineJoin,
     KeepData,
     KeepRequest,
+    Reopen,
     ReplaceRequest,
+    ResumeQuestionnaire,
 )
 
 CALLBACK_DATA_MAX_BYTES = 64
@@ -78,6 +81,12 @@ def _encode(action: Action) -> str:
             return f"j{_SEP}{token}"
         case DeclineJoin():
             return "jn"
+        case Reopen(step):
+            return f"o{_SEP}{step}"
+        case ResumeQuestionnaire():
+            return "r"
+        case AnswerParental(token, agreed):
+            return f"{'pa' if agreed else 'pr'}{_SEP}{token}"
         case Answer(ChoiceInput(step, value)):
             return f"s{_SEP}{step}{_SEP}{value}"
         case Answer(ToggleInput(step, value, select)):
@@ -132,6 +141,12 @@ def decode(data: str) -> Action | None:
             return ConfirmJoin(token)
         case "jn", []:
             return DeclineJoin()
+        case "o", [step]:
+            return Reopen(step)
+        case "r", []:
+            return ResumeQuestionnaire()
+        case ("pa" | "pr") as verb, [token]:
+            return AnswerParental(token, agreed=verb == "pa")
         case "s", [step, value]:
             return Answer(ChoiceInput(step, value))
         case "t", [step, value]:

@@ -8,11 +8,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Bot, CallbackQuery, InputFile, Message, Update
-from telegram.constants import ChatType
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -20,8 +21,8 @@ from telegram.ext import (
 )
 
 from bot import callback_data
+from bot.render import File, Photo, Renderer, joined
 from bot.render import Message as Rendered
-from bot.render import Photo, Renderer, joined
 from bot.runtime import Services
 from conversations.flows import FLOWS
 from conversations.model import ContactInput, NonTextInput, Summary, TextInput
@@ -34,9 +35,14 @@ log = logging.getLogger(__name__)
 
 PRIVATE = filters.ChatType.PRIVATE
 WRITE_IN_PRIVATE = _("Écrivez-moi en message privé : @%(bot)s 🙂")
-SOMETHING_WENT_WRONG = _(
-    "Oups, un souci de mon côté. Vos réponses sont bien gardées : réessayez dans un instant."
-)
+SOMETHING_WENT_WRONG = {
+    "tu": _(
+        "Oups, un souci de mon côté. Tes réponses sont bien gardées : réessaie dans un instant."
+    ),
+    "vous": _(
+        "Oups, un souci de mon côté. Vos réponses sont bien gardées : réessayez dans un instant."
+    ),
+}
 # Telegram may answer 5xx while it recovers: a few quick retries before giving up on a reply.
 SEND_ATTEMPTS = 3
 
@@ -90,6 +96,7 @@ class Handlers:
             "restart": lambda _update: actions.Restart(),
             "cancel": lambda _update: actions.Cancel(),
             "mydata": lambda _update: actions.ShowMyData(),
+            "privacy": lambda _update: actions.ShowPrivacy(),
             "delete": lambda _update: actions.AskErase(),
             "queue": lambda _update: actions.ShowQueue(),
             "pause": lambda _update: actions.PauseAssociation(paused=True),
@@ -122,6 +129,9 @@ class Handlers:
         )
         application.add_handler(MessageHandler(PRIVATE & media & fresh, self.non_text))
         application.add_handler(CallbackQueryHandler(self.button))
+        application.add_handler(
+            ChatMemberHandler(self.chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
+        )
         application.add_error_handler(self.error)
 
     def _command(
@@ -198,6 +208,20 @@ class Handlers:
             return
         await self._run(update, context, action)
 
+    async def chat_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The person blocked the bot ("kicked") or unblocked it: noted, nothing is sent."""
+        member = update.my_chat_member
+        if member is None or member.chat.type != ChatType.PRIVATE:
+            return
+        status = member.new_chat_member.status
+        if status == ChatMemberStatus.BANNED:  # "kicked"
+            blocked = True
+        elif status == ChatMemberStatus.MEMBER:
+            blocked = False
+        else:
+            return
+        await self._run(update, context, actions.ChatMemberChanged(blocked))
+
     async def group(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Questionnaires hold personal data: they happen in private, never in a group."""
         message = update.effective_message
@@ -248,6 +272,7 @@ class Handlers:
             telegram_language=user.language_code,
             now=self._services.clock(),
             first_name=user.first_name,
+            bot_username=update.get_bot().username,
         )
 
     async def _show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
@@ -282,17 +307,17 @@ class Handlers:
         for message in await self._rendered(reply):
             await self.send(context.bot, chat.id, message)
 
-    async def _rendered(self, reply: Reply) -> list[Rendered | Photo]:
+    async def _rendered(self, reply: Reply) -> list[Rendered | Photo | File]:
         if any(isinstance(screen, Chart) for screen in reply.screens):
             # Drawing is CPU-bound: in a thread, the other chats are answered meanwhile.
             return await asyncio.to_thread(self._rendered_now, reply)
         return self._rendered_now(reply)
 
-    def _rendered_now(self, reply: Reply) -> list[Rendered | Photo]:
+    def _rendered_now(self, reply: Reply) -> list[Rendered | Photo | File]:
         return joined([self._render(reply, screen) for screen in reply.screens])
 
-    def _render(self, reply: Reply, screen: Screen) -> Rendered | Photo:
-        address = FLOWS[screen.state.flow].address if isinstance(screen, Summary) else "tu"
+    def _render(self, reply: Reply, screen: Screen) -> Rendered | Photo | File:
+        address = FLOWS[screen.state.flow].address if isinstance(screen, Summary) else reply.address
         return self._renderer.screen(reply.language, screen, address)
 
     async def _show_reply(
@@ -341,7 +366,7 @@ class Handlers:
             log.warning("could not update the pressed message: %s", type(error).__name__)
 
     @staticmethod
-    async def send(bot: Bot, chat_id: int, message: Rendered | Photo) -> None:
+    async def send(bot: Bot, chat_id: int, message: Rendered | Photo | File) -> None:
         """A message to the person in front of the chat, with a few quick retries on 5xx."""
         await _send(bot, chat_id, message)
 
@@ -354,10 +379,13 @@ def _payload(update: Update) -> str | None:
     return parts[1].strip() if len(parts) == 2 else None
 
 
-async def _send(bot: Bot, chat_id: int, message: Rendered | Photo) -> None:
+async def _send(bot: Bot, chat_id: int, message: Rendered | Photo | File) -> None:
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
-            if isinstance(message, Photo):
+            if isinstance(message, File):
+                document = InputFile(message.data, filename=message.filename)
+                await bot.send_document(chat_id, document, caption=message.caption)
+            elif isinstance(message, Photo):
                 # Uploaded (multipart/form-data) each time: a chart is drawn for this moment.
                 picture = InputFile(message.png, filename="chart.png")
                 await bot.send_photo(

@@ -26,6 +26,7 @@ from telegram.ext import Application
 from bot.handlers import SOMETHING_WENT_WRONG, Handlers
 from bot.render import Message, Renderer
 from bot.runtime import Services
+from conversations.services.replies import address_of
 from conversations.text import pick_language
 
 log = logging.getLogger(__name__)
@@ -161,15 +162,16 @@ class UpdateInbox:
         return attempts
 
     async def _give_up(self, update: Update) -> None:
+        chat, user = update.effective_chat, update.effective_user
         async with self._uow() as uow:
             await uow.inbox.give_up(update.update_id, self._clock())
+            person = await uow.people.by_telegram_id(user.id) if user is not None else None
             await uow.commit()
         log.error("update %s given up after %s tries", update.update_id, MAX_ATTEMPTS)
-        chat, user = update.effective_chat, update.effective_user
         if chat is None or user is None or chat.type != ChatType.PRIVATE:
             return
-        language = pick_language(None, user.language_code)
-        text = self._renderer.notice_text(language, SOMETHING_WENT_WRONG)
+        language = pick_language(person.language if person else None, user.language_code)
+        text = self._renderer.notice_text(language, SOMETHING_WENT_WRONG[address_of(person)])
         with contextlib.suppress(TelegramError):
             await self._handlers.send(self._application.bot, chat.id, Message(text))
 

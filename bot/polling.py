@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query"]
+# my_chat_member: Telegram says when a person blocks (or unblocks) the bot.
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 # Seconds Telegram holds a getUpdates open when nothing comes.
 LONG_POLL = 10
 BACKOFF_CAP = 30.0

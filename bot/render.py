@@ -33,14 +33,16 @@ from conversations.model import (
     Summary,
     ToggleInput,
 )
-from conversations.ports import CardButton, ChatMessage, ContactCard
-from conversations.services.actions import Action, ActOnHandoff, Answer
-from conversations.services.replies import Chart, Notice, Screen
+from conversations.ports import CardButton, ChatMessage, ContactCard, PersonNotice
+from conversations.services.actions import Action, ActOnHandoff, Answer, ResumeQuestionnaire
+from conversations.services.replies import Chart, Document, Notice, Screen
 from conversations.text import Text, _
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
-PROGRESS = _("Question %(position)s/%(total)s")
+PROGRESS = _("Question %(position)s · %(bar)s %(percent)s %%")
+# Cells of the progress bar: one per tenth of the way.
+PROGRESS_CELLS = 10
 BACK = _("↩️ Retour")
 SKIP = _("Passer")
 DONE = _("Valider ✅")
@@ -77,11 +79,25 @@ class Photo:
     markup: Markup = None
 
 
+@dataclass(frozen=True)
+class File:
+    """A document sent with sendDocument (uploaded), under an HTML caption: /mydata's export."""
+
+    data: bytes
+    filename: str
+    caption: str
+
+
 class Renderer:
     def __init__(self, translator: Translator) -> None:
         self._t = translator
 
-    def screen(self, language: str, screen: Screen, address: str = "tu") -> Message | Photo:
+    def screen(
+        self, language: str, screen: Screen, address: str = "vous"
+    ) -> Message | Photo | File:
+        if isinstance(screen, Document):
+            caption = _bounded(self._t.html(language, screen.caption), CAPTION_MAX)
+            return File(screen.content, screen.filename, caption)
         if isinstance(screen, Ask):
             return self.ask(language, screen)
         if isinstance(screen, Summary):
@@ -100,7 +116,11 @@ class Renderer:
         return Photo(png, _bounded(self._t.html(language, chart.caption), CAPTION_MAX))
 
     def ask(self, language: str, ask: Ask) -> Message:
-        progress = PROGRESS.fmt(position=ask.progress.position, total=ask.progress.total)
+        filled = ask.progress.percent * PROGRESS_CELLS // 100
+        bar = "▰" * filled + "▱" * (PROGRESS_CELLS - filled)
+        progress = PROGRESS.fmt(
+            position=ask.progress.position, bar=bar, percent=ask.progress.percent
+        )
         question = f"<b>{self._t.html(language, ask.prompt)}</b>"
         if ask.step.hint is not None:
             question += f"\n<i>{self._t.html(language, ask.step.hint)}</i>"
@@ -218,6 +238,10 @@ class Renderer:
                 text += f"\n\n— {self._t.html(message.language, message.status)}"
             markup = self.card_keyboard(message.language, message.handoff_id, message.buttons)
             return Message(_bounded(text), markup)
+        if isinstance(message, PersonNotice) and message.resume is not None:
+            label = self._t.plain(message.language, message.resume)
+            resume = InlineKeyboardMarkup([[self._button(label, ResumeQuestionnaire())]])
+            return Message(self.notice_text(message.language, message.text), resume)
         return Message(self.notice_text(message.language, message.text))
 
     def toast(self, language: str, text: Text) -> str:
@@ -232,12 +256,12 @@ class Renderer:
         return InlineKeyboardButton(label, callback_data=encode(action))
 
 
-def joined(messages: Sequence[Message | Photo]) -> list[Message | Photo]:
+def joined(messages: Sequence[Message | Photo | File]) -> list[Message | Photo | File]:
     """A notice without buttons goes in the same message as what follows it (the intro and the
     first question, a confirmation and the next step): one Bot API call instead of two, and
     the person reads the same. Kept apart only when together they would be too long, or when
     what follows is a picture (its caption is short)."""
-    out: list[Message | Photo] = []
+    out: list[Message | Photo | File] = []
     for message in messages:
         previous = out[-1] if out else None
         if isinstance(previous, Message) and isinstance(message, Message) and previous.leads:

@@ -35,6 +35,10 @@ def policy_of(settings: Settings) -> Policy:
         ),
         abandoned_after=timedelta(days=settings.abandoned_conversation_days),
         retention=timedelta(days=settings.profile_retention_days),
+        nudge_after=(
+            timedelta(hours=settings.nudge_after_hours) if settings.nudge_after_hours else None
+        ),
+        parental_link_valid=timedelta(days=settings.parental_link_days),
         dashboard_url=settings.dashboard_base_url,
     )
 

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # Retention (CNIL): unfinished questionnaires, then everything about a person, are erased.
     abandoned_conversation_days: float = Field(default=30, gt=0)
     profile_retention_days: float = Field(default=3 * 365, gt=0)
+    # One reminder, with a "Reprendre" button, to a person who stopped mid-questionnaire this
+    # many hours ago; 0 turns it off.
+    nudge_after_hours: float = Field(default=24, ge=0)
+    # An under-15 alone forwards a link to a parent: valid this long, reminded at half-time.
+    parental_link_days: float = Field(default=7, gt=0)
     # How often the silence timers and the retention purge are checked.
     timer_seconds: float = Field(default=60, gt=0)
     # Each Monday from 08:00 (Paris), every admin gets last week's figures in the chat.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.runtime import Services
-from conversations.services import digest, handoffs, privacy, waiting_list
+from conversations.services import digest, handoffs, parental, privacy, reach, waiting_list
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,17 @@ class Timers:
         async def silence(now: datetime) -> int:
             return await handoffs.chase_silence(unit_of_work, now, policy)
 
+        async def parents(now: datetime) -> int:
+            return await parental.chase(unit_of_work, now, policy)
+
         async def waiting(now: datetime) -> int:
             return await waiting_list.retry_waiting(unit_of_work, now, policy)
 
         async def retention(now: datetime) -> privacy.Purged:
             return await privacy.purge(unit_of_work, now, policy)
+
+        async def nudge(now: datetime) -> int:
+            return await reach.nudge(unit_of_work, now, policy)
 
         tick = timedelta(seconds=services.settings.timer_seconds)
         # Looked at every tick, computed once a week: due from Monday 08:00 (Paris).
@@ -56,11 +62,15 @@ class Timers:
             if services.settings.weekly_digest
             else ()
         )
+        # NUDGE_AFTER_HOURS=0: no job at all, rather than one that finds nothing to do.
+        nudges = (Job("nudge", tick, nudge),) if policy.nudge_after is not None else ()
         self.jobs = (
             Job("silence", tick, silence),
+            Job("parental links", tick, parents),
             Job("waiting list", waiting_list.EVERY, waiting),
             Job("retention", RETENTION_EVERY, retention),
             *weekly,
+            *nudges,
             *extra,
         )
         self._clock = services.clock

@@ -42,7 +42,8 @@ from conversations.ports import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query"]
+# my_chat_member: Telegram says when a person blocks (or unblocks) the bot.
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Updates are a few kilobytes; anything bigger is not from Telegram.
 MAX_BODY = 1024 * 1024

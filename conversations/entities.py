@@ -24,12 +24,27 @@ class ProfileStatus(StrEnum):
     WAITING = "waiting"
     # Replaced by a newer sign-up of the same person and role.
     WITHDRAWN = "withdrawn"
+    # A young person under 15 filled it in alone: it waits for a parent's confirmation.
+    AWAITING_PARENT = "awaiting_parent"
+    # The parent refused, or never answered the link: it went nowhere.
+    NOT_CONFIRMED = "not_confirmed"
 
 
 class ConsentKind(StrEnum):
     CONTACT = "contact"
     # A parent's agreement for an under-15 (Loi Informatique et Libertés, art. 45).
     PARENTAL = "parental"
+
+
+class ConsentMethod(StrEnum):
+    """How a consent was given: a child cannot give a parent's by pressing a button."""
+
+    # The person in the chat, for themselves (or a parent filling in for their child).
+    IN_CHAT = "in_chat"
+    # A parent, from their own Telegram account, through the link their child forwarded.
+    PARENT_ACCOUNT = "parent_account"
+    # A professional says the parent agrees: the association checks with the parent first.
+    ATTESTED = "attested"
 
 
 class Milestone(StrEnum):
@@ -81,6 +96,10 @@ class Person:
     telegram_language: str | None = None
     # The last /start payload (a campaign, a school, a partner site), copied onto the next flow.
     source: str | None = None
+    # "tu" or "vous", from the questionnaire chosen; None before any (then "vous").
+    address: str | None = None
+    # The person blocked the bot: nothing is sent to them until they unblock it.
+    blocked_at: datetime | None = None
     id: int = field(default=None)  # type: ignore[assignment]  # set by storage on insert
 
 
@@ -102,6 +121,8 @@ class Conversation:
     # Random, copied onto the funnel events: they outlive the conversation and name no person.
     # (Loaded rows keep what is stored: the ORM does not call __init__.)
     journey: str | None = field(default_factory=lambda: secrets.token_hex(8))
+    # The one reminder of a questionnaire left half-way, sent then.
+    nudged_at: datetime | None = None
     id: int = field(default=None)  # type: ignore[assignment]
     version: int | None = None
 
@@ -133,6 +154,8 @@ class Profile:
     conversation_id: int
     role: str
     answers: dict[str, Any]
+    # The questionnaire it came from (a role has one or two: "mentee" and "referral").
+    flow: str
     language: str
     submitted_at: datetime
     source: str | None = None
@@ -152,6 +175,21 @@ class Consent:
     kind: str
     text_version: str
     given_at: datetime
+    method: str = ConsentMethod.IN_CHAT
+    id: int = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False, kw_only=True)
+class ParentalLink:
+    """The single-use link an under-15 forwards to a parent. Only its hash is kept."""
+
+    profile_id: int
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    reminded_at: datetime | None = None
+    answered_at: datetime | None = None
+    agreed: bool | None = None
     id: int = field(default=None)  # type: ignore[assignment]
 
 

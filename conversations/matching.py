@@ -167,6 +167,9 @@ class ProfileFacts:
     # A mentee's highest diploma (DIPLOMAS), when asked; whether a student holds a grant.
     diploma: str | None = None
     grant: bool | None = None
+    # Signed up by a parent or a professional: the reasons speak to them ("vous") about the
+    # young person, not to the young person ("tu").
+    referred: bool = False
 
     @property
     def accepted_formats(self) -> frozenset[str]:
@@ -185,9 +188,9 @@ _ACCEPTED_FORMATS = {code: frozenset({code}) for code in FORMATS}
 
 
 def facts_from_answers(flow_name: str, answers: Answers) -> ProfileFacts:
-    """The facts of a completed profile of the "mentee" or "mentor" flow."""
+    """The facts of a completed profile of the "mentee", "referral" or "mentor" flow."""
     role: Role
-    if flow_name == "mentee":
+    if flow_name in ("mentee", "referral"):
         role = "mentee"
         age = answers.get("age")
         if not isinstance(age, int) or isinstance(age, bool):
@@ -224,6 +227,7 @@ def facts_from_answers(flow_name: str, answers: Answers) -> ProfileFacts:
         age_bracket=bracket,
         diploma=diploma if isinstance(diploma, str) and diploma in _DIPLOMA_RANK else None,
         grant={"yes": True, "no": False}.get(grant) if isinstance(grant, str) else None,
+        referred=flow_name == "referral",
     )
 
 
@@ -274,6 +278,9 @@ _UNKNOWN_DEPARTMENT = _("inconnu")
 # Only mentees are asked their diploma and their needs, so these say "tu".
 _MADE_FOR_THEMES = _("C'est sa spécialité : %(themes)s.")
 _DIPLOMA_REASON = _("Son programme s'adresse aux jeunes de ton niveau de diplôme : %(diploma)s.")
+_REFERRAL_DIPLOMA_REASON = _(
+    "Son programme s'adresse aux jeunes de ce niveau de diplôme : %(diploma)s."
+)
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,21 @@ _MENTEE_WORDING = _Wording(
         "avec le tien."
     ),
 )
+_REFERRAL_WORDING = _Wording(
+    themes=_("Elle accompagne les jeunes sur ce que vous cherchez pour lui ou elle : %(themes)s."),
+    local=_("Elle intervient dans son département (%(department)s)."),
+    remote=_("Elle peut l'accompagner à distance, comme vous l'acceptez."),
+    national_remote=_("Ce réseau national accompagne à distance, où que l'on habite."),
+    made_for=_("Son programme est fait pour les jeunes dans cette situation : %(situation)s."),
+    usual_format={
+        "in_person": _("Ses rencontres se font surtout en présentiel, comme vous le préférez."),
+        "remote": _("Ses rencontres se font surtout à distance, comme vous le préférez."),
+    },
+    school=_(
+        "Elle travaille avec les établissements scolaires : elle en parlera peut-être d'abord "
+        "avec le sien."
+    ),
+)
 _MENTOR_WORDING = _Wording(
     themes=_("Ses mentors aident sur les sujets que vous avez choisis : %(themes)s."),
     local=_("Elle intervient dans votre département (%(department)s)."),
@@ -318,8 +340,8 @@ _MENTOR_WORDING = _Wording(
 )
 
 
-def _contact_note(role: Role, days: int) -> Text:
-    if role == "mentee":
+def _contact_note(address: str, days: int) -> Text:
+    if address == "tu":
         return ngettext(
             "Elle te contactera sous %(count)s jour.",
             "Elle te contactera sous %(count)s jours.",
@@ -372,6 +394,7 @@ def _by_subset(
 _GROUPS_REASON = _("Ses mentors accompagnent le public que vous avez choisi : %(groups)s.")
 _THEME_REASONS = {
     "mentee": _by_subset(THEME_CHOICES, _MENTEE_WORDING.themes, "themes"),
+    "referral": _by_subset(THEME_CHOICES, _REFERRAL_WORDING.themes, "themes"),
     "mentor": _by_subset(THEME_CHOICES, _MENTOR_WORDING.themes, "themes"),
 }
 _GROUP_REASONS = _by_subset(MENTEE_GROUP_CHOICES, _GROUPS_REASON, "groups")
@@ -387,6 +410,7 @@ class _Prepared:
     association: Association
     age_reason: Text
     mentee_notes: tuple[Text, ...]
+    referral_notes: tuple[Text, ...]
     mentor_notes: tuple[Text, ...]
     # Set when the programme requires a diploma: meeting it is a sign it is made for the person.
     requires_diploma: bool
@@ -533,10 +557,14 @@ def _prepare(association: Association) -> _Prepared:
             min=association.mentee_min_age, max=association.mentee_max_age
         ),
         mentee_notes=(
-            _contact_note("mentee", association.response_days),
+            _contact_note("tu", association.response_days),
             *((_MENTEE_WORDING.school,) if association.recruits_through_schools else ()),
         ),
-        mentor_notes=(_contact_note("mentor", association.response_days),),
+        referral_notes=(
+            _contact_note("vous", association.response_days),
+            *((_REFERRAL_WORDING.school,) if association.recruits_through_schools else ()),
+        ),
+        mentor_notes=(_contact_note("vous", association.response_days),),
         requires_diploma=association.diploma_min is not None,
     )
 
@@ -546,6 +574,7 @@ class _Asked:
     """What one profile looks for, worked out once and then read for every candidate."""
 
     is_mentee: bool
+    referred: bool
     themes: frozenset[str]
     department: str | None
     preference: str
@@ -563,7 +592,10 @@ class _Asked:
     @classmethod
     def of(cls, facts: ProfileFacts) -> _Asked:
         is_mentee = facts.role == "mentee"
-        wording = _MENTEE_WORDING if is_mentee else _MENTOR_WORDING
+        referred = is_mentee and facts.referred
+        wording = (
+            _REFERRAL_WORDING if referred else _MENTEE_WORDING if is_mentee else _MENTOR_WORDING
+        )
         situation_reason = made_for_reason = None
         if facts.situation is not None:
             labels = _MENTEE_SITUATION_LABELS if is_mentee else _MENTOR_SITUATION_LABELS
@@ -575,9 +607,11 @@ class _Asked:
                 ).fmt(situation=label)
         diploma_reason = None
         if is_mentee and facts.diploma is not None:
-            diploma_reason = _DIPLOMA_REASON.fmt(diploma=_DIPLOMA_LABELS[facts.diploma])
+            template = _REFERRAL_DIPLOMA_REASON if referred else _DIPLOMA_REASON
+            diploma_reason = template.fmt(diploma=_DIPLOMA_LABELS[facts.diploma])
         return cls(
             is_mentee=is_mentee,
+            referred=referred,
             themes=facts.themes,
             department=facts.department,
             preference=facts.format,
@@ -586,7 +620,7 @@ class _Asked:
             publics=facts.publics,
             mentee_groups=facts.mentee_groups,
             wording=wording,
-            theme_reasons=_THEME_REASONS[facts.role],
+            theme_reasons=_THEME_REASONS["referral" if referred else facts.role],
             local_reason=(
                 wording.local.fmt(department=facts.department)
                 if facts.department
@@ -674,7 +708,13 @@ def _candidate(asked: _Asked, prepared: _Prepared, load: AssociationLoad) -> Can
         # +3 for an instant answer, 0 on the promised delay, -3 at twice the promise or later.
         score += SPEED_POINTS * (1.0 - late / promised)
 
-    notes = prepared.mentee_notes if asked.is_mentee else prepared.mentor_notes
+    notes = (
+        prepared.referral_notes
+        if asked.referred
+        else prepared.mentee_notes
+        if asked.is_mentee
+        else prepared.mentor_notes
+    )
     return Candidate(association, score, tuple(reasons[:3]), notes)
 
 

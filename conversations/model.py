@@ -34,10 +34,18 @@ class Status(StrEnum):
     EXITED = "exited"
 
 
+class Meaning(StrEnum):
+    """What an option stands for beyond its label, so that a typed "jsp" or "rien" can find it."""
+
+    DONT_KNOW = "dont_know"
+    NONE = "none"
+
+
 @dataclass(frozen=True)
 class Choice:
     value: str
     label: Text
+    meaning: Meaning | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,9 @@ class Step:
     # A phone step asking for the person's own number offers Telegram's "share my number";
     # one asking for someone else's (a parent's) must not take the person's own.
     own_number: bool = False
+    # Values to try for a typed step when counting a flow's questions (engine.question_range):
+    # every age the flow branches on, say. Without them one valid placeholder stands for all.
+    samples: tuple[Answer, ...] = ()
 
     def prompt_for(self, answers: Answers) -> Text:
         return self.prompt(answers) if callable(self.prompt) else self.prompt
@@ -123,6 +134,8 @@ class Flow:
 @dataclass(frozen=True)
 class ConversationState:
     flow: str
+    # None before the first question and once completed; an EXITED conversation keeps the step
+    # whose answer ended it, so that a typo can be undone (engine.reopen).
     step: str | None
     answers: Mapping[str, Answer] = field(default_factory=dict)
     status: Status = Status.ACTIVE
@@ -213,8 +226,14 @@ Input: TypeAlias = (
 
 @dataclass(frozen=True)
 class Progress:
+    """ "Question 4 · 30 %": the question's number, and the share of the way already behind.
+
+    Neither goes back while a person answers on: the share counts every question that may still
+    come, and only drops those an answer rules out.
+    """
+
     position: int
-    total: int
+    percent: int
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from conversations.entities import (
     Handoff,
     HandoffEvent,
     Invite,
+    ParentalLink,
     Person,
     Profile,
     SignInLink,
@@ -76,11 +77,14 @@ class ContactCard:
 
 @dataclass(frozen=True)
 class PersonNotice:
-    """News for a person about their request (taken, re-routed, found an association)."""
+    """News for a person about their request (taken, re-routed, found an association), or the
+    one nudge of a questionnaire left half-way."""
 
     chat_id: int
     language: str
     text: Text
+    # The label of a button that shows the person the question they stopped at; None: no button.
+    resume: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,15 @@ class PeopleRepository(Protocol):
 
 class ConversationRepository(Protocol):
     async def active_for(self, person: Person) -> Conversation | None: ...
+    async def latest_for(self, person: Person) -> Conversation | None:
+        """The person's most recent conversation, whatever its status (an early end to undo)."""
+        ...
+
+    async def stalled(self, idle_before: datetime, limit: int) -> list[int]:
+        """People whose questionnaire is still active, has not moved since `idle_before` and was
+        never nudged; not those who blocked the bot (person ids, longest idle first)."""
+        ...
+
     def start(
         self,
         person: Person,
@@ -187,7 +200,20 @@ class ProfileRepository(Protocol):
     async def get(self, profile_id: int) -> Profile | None: ...
     async def for_person(self, person: Person) -> list[Profile]: ...
     async def consents_for(self, person: Person) -> list[Consent]: ...
+    async def consents_of(self, profile_id: int) -> list[Consent]: ...
     async def waiting_ids(self, limit: int) -> list[int]: ...
+
+
+class ParentalLinkRepository(Protocol):
+    def add(self, link: ParentalLink) -> None: ...
+    async def by_hash(self, token_hash: str) -> ParentalLink | None: ...
+    async def of_profile(self, profile_id: int) -> ParentalLink | None: ...
+    async def due(self, now: datetime, remind_before: datetime, limit: int) -> list[int]:
+        """Links still unanswered that have expired, or were sent before `remind_before` and
+        not yet reminded of (ids, oldest first)."""
+        ...
+
+    async def get(self, link_id: int) -> ParentalLink | None: ...
 
 
 @dataclass(frozen=True)
@@ -439,6 +465,11 @@ class Outbox(Protocol):
     async def replace_pending(self, outbox_id: int, message: OutboxMessage) -> None: ...
     async def supersede(self, key_prefix: str, keep: str) -> None: ...
     async def drop_pending_for_chat(self, chat_id: int) -> None: ...
+    async def drop_pending_notices(self, chat_id: int) -> None:
+        """A person blocked the bot: the PersonNotices queued for that chat will not go (what
+        else goes there, the cards of a coordinator on the same account, still does)."""
+        ...
+
     async def forget_person(self, person_id: int) -> None: ...
     # What the relay does.
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[Claimed]: ...
@@ -460,6 +491,7 @@ class UnitOfWork(Protocol):
     people: PeopleRepository
     conversations: ConversationRepository
     profiles: ProfileRepository
+    parental_links: ParentalLinkRepository
     updates: UpdateLog
     funnel: FunnelRepository
     catalog: CatalogRepository

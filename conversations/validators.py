@@ -52,6 +52,19 @@ def full_name(raw: str, answers: Answers) -> Validation:
     return Valid(name)
 
 
+ORGANISATION_MAX = 120
+
+
+def organisation(raw: str, _answers: Answers) -> Validation:
+    """A professional's school, service or association: free text, one line, not too long."""
+    name = " ".join(unicodedata.normalize("NFC", raw).split())
+    if len(name) < 2 or not any(ch.isalpha() for ch in name):
+        return Invalid(_("Écrivez le nom de votre structure, par exemple « Collège Jean-Moulin »."))
+    if len(name) > ORGANISATION_MAX:
+        return Invalid(_("C'est un peu long : 120 caractères au plus."))
+    return Valid(name)
+
+
 def age(raw: str, _answers: Answers) -> Validation:
     """An age in years, typed as "17" or "j'ai 17 ans"; bounds are the flow's business (exit_if)."""
     typed = _ascii_digits(raw) if len(raw) <= TYPED_NUMBER_MAX else None

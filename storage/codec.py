@@ -158,12 +158,16 @@ def encode(message: OutboxMessage) -> dict[str, Any]:
         }
     if isinstance(message, PersonNotice | CoordinatorNotice):
         tag = PERSON_NOTICE if isinstance(message, PersonNotice) else COORDINATOR_NOTICE
-        return {
+        encoded: dict[str, Any] = {
             "type": tag,
             "chat_id": message.chat_id,
             "language": message.language,
             "text": encode_text(message.text),
         }
+        if isinstance(message, PersonNotice) and message.resume is not None:
+            # Only when there is one: rows written before the button existed read the same.
+            encoded["resume"] = encode_text(message.resume)
+        return encoded
     if isinstance(message, AdminAlert):
         return {
             "type": ADMIN_ALERT,
@@ -199,9 +203,16 @@ def decode(payload: Mapping[str, Any]) -> OutboxMessage:
             buttons=tuple(_decode_button(button) for button in _list(payload, "buttons")),
             message_id=_optional(payload, "message_id", int),
         )
-    if tag in (PERSON_NOTICE, COORDINATOR_NOTICE):
-        notice = PersonNotice if tag == PERSON_NOTICE else CoordinatorNotice
-        return notice(
+    if tag == PERSON_NOTICE:
+        resume = payload.get("resume")
+        return PersonNotice(
+            chat_id=_int(payload, "chat_id"),
+            language=_str(payload, "language"),
+            text=decode_text(payload.get("text")),
+            resume=None if resume is None else decode_text(resume),
+        )
+    if tag == COORDINATOR_NOTICE:
+        return CoordinatorNotice(
             chat_id=_int(payload, "chat_id"),
             language=_str(payload, "language"),
             text=decode_text(payload.get("text")),

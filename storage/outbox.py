@@ -36,6 +36,7 @@ PENDING, SENT, DEAD = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.DEAD
 ERASED = "erased"
 SUPERSEDED = "superseded"
 RECIPIENT_LEFT = "recipient left"
+BLOCKED = "blocked by the person"
 UNDECODABLE = "undecodable payload"
 ERROR_LENGTH = 200  # outbox.last_error is a String(200)
 
@@ -156,6 +157,27 @@ class OutboxRepository:
             .where(outbox.c.chat_id == chat_id, outbox.c.status == PENDING)
             .values(status=DEAD, last_error=RECIPIENT_LEFT)
         )
+
+    async def drop_pending_notices(self, chat_id: int) -> None:
+        """A person blocked the bot: their queued notices die rather than meet a 403 (and alert
+        the admins for nothing). Told apart by the payload's type: a coordinator on the same
+        account still gets their cards."""
+        rows = await self._session.execute(
+            select(outbox.c.id, outbox.c.payload).where(
+                outbox.c.chat_id == chat_id, outbox.c.status == PENDING
+            )
+        )
+        notices = [
+            outbox_id
+            for outbox_id, payload in rows
+            if isinstance(payload, dict) and payload.get("type") == codec.PERSON_NOTICE
+        ]
+        if notices:
+            await self._session.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(notices), outbox.c.status == PENDING)
+                .values(status=DEAD, last_error=BLOCKED)
+            )
 
     async def forget_person(self, person_id: int) -> None:
         """Erasure: queued or sent messages about a person lose their content (it holds their

@@ -20,6 +20,7 @@ from conversations.entities import (
     AssociationRecord,
     Consent,
     Conversation,
+    ParentalLink,
     Person,
     Profile,
     ProfileStatus,
@@ -34,6 +35,7 @@ from storage.tables import (
     conversations,
     coordinators,
     funnel_events,
+    parental_links,
     people,
     processed_updates,
     profiles,
@@ -137,6 +139,32 @@ class ConversationRepository:
             .limit(1)
         )
 
+    async def latest_for(self, person: Person) -> Conversation | None:
+        return await self._session.scalar(
+            select(Conversation)
+            .where(conversations.c.person_id == person.id)
+            .order_by(conversations.c.id.desc())
+            .limit(1)
+        )
+
+    async def stalled(self, idle_before: datetime, limit: int) -> list[int]:
+        """People to nudge: their questionnaire is still active, idle since `idle_before`, never
+        nudged, and they did not block the bot (person ids, longest idle first)."""
+        rows = await self._session.execute(
+            select(conversations.c.person_id)
+            .join(people, people.c.id == conversations.c.person_id)
+            .where(
+                conversations.c.status == Status.ACTIVE,
+                conversations.c.updated_at <= idle_before,
+                conversations.c.nudged_at.is_(None),
+                people.c.blocked_at.is_(None),
+            )
+            .group_by(conversations.c.person_id)
+            .order_by(func.min(conversations.c.updated_at), conversations.c.person_id)
+            .limit(limit)
+        )
+        return [int(person_id) for (person_id,) in rows]
+
     def start(
         self,
         person: Person,
@@ -194,11 +222,59 @@ class ProfileRepository:
         )
         return list(result)
 
+    async def consents_of(self, profile_id: int) -> list[Consent]:
+        result = await self._session.scalars(
+            select(Consent).where(consents.c.profile_id == profile_id).order_by(consents.c.id)
+        )
+        return list(result)
+
     async def waiting_ids(self, limit: int) -> list[int]:
         result = await self._session.scalars(
             select(profiles.c.id)
             .where(profiles.c.status == ProfileStatus.WAITING)
             .order_by(profiles.c.id)
+            .limit(limit)
+        )
+        return list(result)
+
+
+class ParentalLinkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, link: ParentalLink) -> None:
+        self._session.add(link)
+
+    async def get(self, link_id: int) -> ParentalLink | None:
+        return await self._session.get(ParentalLink, link_id)
+
+    async def by_hash(self, token_hash: str) -> ParentalLink | None:
+        return await self._session.scalar(
+            select(ParentalLink).where(parental_links.c.token_hash == token_hash)
+        )
+
+    async def of_profile(self, profile_id: int) -> ParentalLink | None:
+        return await self._session.scalar(
+            select(ParentalLink)
+            .where(parental_links.c.profile_id == profile_id)
+            .order_by(parental_links.c.id.desc())
+            .limit(1)
+        )
+
+    async def due(self, now: datetime, remind_before: datetime, limit: int) -> list[int]:
+        result = await self._session.scalars(
+            select(parental_links.c.id)
+            .where(
+                parental_links.c.answered_at.is_(None),
+                or_(
+                    parental_links.c.expires_at <= now,
+                    and_(
+                        parental_links.c.reminded_at.is_(None),
+                        parental_links.c.created_at <= remind_before,
+                    ),
+                ),
+            )
+            .order_by(parental_links.c.id)
             .limit(limit)
         )
         return list(result)

@@ -41,6 +41,7 @@ from conversations.entities import (
     Handoff,
     HandoffEvent,
     Invite,
+    ParentalLink,
     Person,
     Profile,
     ProfileStatus,
@@ -94,6 +95,11 @@ people = Table(
     Column("source", String(64)),
     _moment("created_at"),
     _moment("last_seen_at"),
+    # "tu" (a young person) or "vous" (a parent, a professional, a mentor): set by the flow
+    # chosen, so help, errors and /mydata speak to them as their questionnaire did.
+    Column("address", String(4)),
+    # Set when the person blocked the bot (my_chat_member): nothing is sent to them until then.
+    _moment("blocked_at", nullable=True),
 )
 
 conversations = Table(
@@ -114,6 +120,8 @@ conversations = Table(
     Column("journey", String(32)),
     _moment("started_at"),
     _moment("updated_at"),
+    # The one reminder sent to a person who stopped mid-questionnaire.
+    _moment("nudged_at", nullable=True),
     # Optimistic concurrency: two instances handling one chat cannot both advance a step.
     Column("version", Integer, nullable=False, default=1),
     Index("ix_conversations_person_status", "person_id", "status"),
@@ -131,6 +139,9 @@ profiles = Table(
         unique=True,
     ),
     Column("role", String(16), nullable=False),
+    # The questionnaire it came from: a young person's own ("mentee"), a parent's or a
+    # professional's ("referral"), both of role "mentee"; or a mentor's.
+    Column("flow", String(32), nullable=False),
     Column("answers", JSON, nullable=False),
     Column("language", String(8), nullable=False),
     Column("source", String(64)),
@@ -154,6 +165,25 @@ consents = Table(
     Column("kind", String(16), nullable=False),
     Column("text_version", String(32), nullable=False),
     _moment("given_at"),
+    # How it was given: "in_chat" (the person, or a parent filling in), "parent_account" (a
+    # parent confirmed through their own Telegram account), "attested" (a professional said
+    # the parent agrees; the association checks with the parent).
+    Column("method", String(24)),
+)
+
+# The link a young person under 15 forwards to a parent, who confirms in their own chat.
+# Only the token's hash is kept; nothing is handed off before the parent agrees.
+parental_links = Table(
+    "parental_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("profile_id", ForeignKey("profiles.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _moment("created_at"),
+    _moment("expires_at"),
+    _moment("reminded_at", nullable=True),
+    _moment("answered_at", nullable=True),
+    Column("agreed", Boolean),
 )
 
 # Telegram update ids already handled: a redelivered update changes nothing.
@@ -367,6 +397,7 @@ def map_entities() -> None:
     )
     mapper_registry.map_imperatively(Profile, profiles)
     mapper_registry.map_imperatively(Consent, consents)
+    mapper_registry.map_imperatively(ParentalLink, parental_links)
     mapper_registry.map_imperatively(AssociationRecord, associations)
     mapper_registry.map_imperatively(Coordinator, coordinators)
     mapper_registry.map_imperatively(Invite, invites)

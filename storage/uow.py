@@ -25,6 +25,7 @@ from storage.repositories import (
     CatalogRepository,
     ConversationRepository,
     FunnelRepository,
+    ParentalLinkRepository,
     PeopleRepository,
     ProfileRepository,
     UpdateLog,
@@ -49,6 +50,7 @@ class UnitOfWork:
     people: ports.PeopleRepository
     conversations: ports.ConversationRepository
     profiles: ports.ProfileRepository
+    parental_links: ports.ParentalLinkRepository
     updates: ports.UpdateLog
     funnel: ports.FunnelRepository
     catalog: ports.CatalogRepository
@@ -83,6 +85,7 @@ class UnitOfWork:
         self.people = PeopleRepository(self._session)
         self.conversations = ConversationRepository(self._session)
         self.profiles = ProfileRepository(self._session)
+        self.parental_links = ParentalLinkRepository(self._session)
         self.updates = UpdateLog(self._session)
         self.funnel = FunnelRepository(self._session)
         self.catalog = CatalogRepository(self._session)

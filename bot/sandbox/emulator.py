@@ -6,12 +6,15 @@ parameters, answering ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_
 "description": "..."}`` with Telegram's descriptions. Implemented methods: getMe, getUpdates
 (long polling, offset confirmation, allowed_updates, 409 when two pollers compete), setWebhook,
 deleteWebhook, getWebhookInfo, setMyCommands, getMyCommands, deleteMyCommands, setChatMenuButton,
-getChatMenuButton, sendMessage, sendPhoto, editMessageText, editMessageReplyMarkup,
+getChatMenuButton, sendMessage, sendPhoto, sendDocument, editMessageText, editMessageReplyMarkup,
 deleteMessage, answerCallbackQuery, sendChatAction, getChat, close, logOut. Anything else is 404
-"Not Found". Text (and a photo's caption) is plain, formatted by explicit ``entities``, or
+"Not Found". Text (and a caption) is plain, formatted by explicit ``entities``, or
 ``parse_mode=HTML``; MarkdownV2 and legacy Markdown are not emulated and are answered 400 (the bot
-only sends HTML). A photo is an uploaded file (multipart/form-data, its bytes kept and its size
-read from its header), the file_id of one sent before, or an HTTP URL the emulator fetches.
+only sends HTML). A photo or a document is an uploaded file (a multipart/form-data part, or
+``attach://<part>``; its bytes kept), the file_id of one sent before, or an HTTP URL the emulator
+fetches. A document's MIME type comes from its file name, as on Telegram, whose server keeps only
+the file; content type detection (a GIF or an MP4 sent as a document becoming an animation or a
+video) is not emulated: every document stays a document.
 
 User side, from Python (tests)::
 
@@ -21,6 +24,8 @@ User side, from Python (tests)::
     ines.send_command("start", payload="ecole_93")
     reply = await ines.next_message()       # first bot message not yet returned
     ines.press("Lycée")                     # inline button (newest message) or reply keyboard
+    sent = await ines.next_document()       # the next bot message carrying a document
+    json.loads(sent.document_file)          # its bytes; sent.document is the Document object
     await emu.stop()
 
 and over HTTP for the sandbox page (see bot.sandbox.webapi for the routes under /sandbox/api/).
@@ -32,12 +37,14 @@ import asyncio
 import copy
 import itertools
 import json
+import mimetypes
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -88,6 +95,10 @@ MAX_CAPTION_LENGTH = 1024
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_URL_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+# sendDocument by URL: at most 20 MB, and only GIF, PDF and ZIP files (core.telegram.org/bots/api
+# #sending-files); Telegram finds no document in anything else.
+MAX_URL_DOCUMENT_BYTES = 20 * 1024 * 1024
+URL_DOCUMENT_TYPES = frozenset({"image/gif", "application/pdf", "application/zip"})
 # sendPhoto: width + height at most 10000, and a ratio of at most 20.
 MAX_PHOTO_SIDES = 10_000
 MAX_PHOTO_RATIO = 20
@@ -159,6 +170,7 @@ _BOOL_PARAMS = frozenset(
         "allow_paid_broadcast",
         "has_spoiler",
         "show_caption_above_media",
+        "disable_content_type_detection",
     }
 )
 _JSON_PARAMS = frozenset(
@@ -250,6 +262,23 @@ class _Photo:
     sizes: list[JSONDict]
     data: bytes | None
     mime_type: str | None
+
+
+@dataclass(frozen=True)
+class _Document:
+    # The Bot API Document object, and the file itself when the bot uploaded it.
+    info: JSONDict
+    data: bytes | None
+
+
+# Python's built-in table only: the system's /etc/mime.types differs from machine to machine.
+_MIME_TYPES = mimetypes.MimeTypes()
+
+
+def _document_mime_type(file_name: str) -> str:
+    """The MIME type Telegram gives a document: its file name's, else application/octet-stream."""
+    guessed, _ = _MIME_TYPES.guess_type(file_name, strict=False)
+    return guessed or "application/octet-stream"
 
 
 @dataclass
@@ -438,13 +467,15 @@ class EmulatedUser:
         self, file_name: str = "document.pdf", mime_type: str = "application/pdf"
     ) -> int:
         n = next(self._emu._file_counter)
-        document = {
+        document: JSONDict = {
             "file_id": f"BQACAgQAAxk-doc-{n}",
             "file_unique_id": f"AgADdoc{n}",
             "file_name": file_name,
             "mime_type": mime_type,
             "file_size": 12345,
         }
+        # The bot may send it on by file_id, as on Telegram.
+        self._emu._documents[document["file_id"]] = _Document(dict(document), None)
         return self._send({"document": document})
 
     def send_location(self, latitude: float, longitude: float) -> int:
@@ -573,6 +604,11 @@ class EmulatedUser:
             return found[0].message
         raise self._timeout(f"an edit of message {message_id or 'any'}", timeout)
 
+    async def next_document(self, timeout: float = 5.0) -> ChatMessage:  # noqa: ASYNC109
+        """The next bot message carrying a document (skipping the others, as wait_for_message
+        does): `document` is its Document object, `document_file` its bytes."""
+        return await self.wait_for_message(lambda m: m.document is not None, timeout)
+
     async def next_toast(self, timeout: float = 5.0) -> Toast:  # noqa: ASYNC109
         """The next answerCallbackQuery this user received."""
 
@@ -679,6 +715,8 @@ class BotApiEmulator:
         # file_id -> (the photo's sizes, its bytes and MIME type when uploaded): what a photo sent
         # again by file_id shows.
         self._photos: dict[str, tuple[list[JSONDict], bytes | None, str | None]] = {}
+        # file_id -> a document sent or received, for sendDocument by file_id.
+        self._documents: dict[str, _Document] = {}
         self._seq = 0
         self._poll_generation = 0
         self._closing = False
@@ -863,6 +901,7 @@ class BotApiEmulator:
         reply_to: ChatMessage | None = None,
         options: JSONDict | None = None,
         photo: _Photo | None = None,
+        document: _Document | None = None,
         caption: FormattedText | None = None,
     ) -> ChatMessage:
         message = ChatMessage(
@@ -887,6 +926,8 @@ class BotApiEmulator:
             photo=copy.deepcopy(photo.sizes) if photo else [],
             photo_file=photo.data if photo else None,
             photo_mime_type=photo.mime_type if photo else None,
+            document=copy.deepcopy(document.info) if document else None,
+            document_file=document.data if document else None,
             caption=caption.text if caption else None,
             caption_entities=caption.entities if caption else [],
         )
@@ -1038,6 +1079,7 @@ class BotApiEmulator:
             "getChatMenuButton": self._get_chat_menu_button,
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
+            "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
@@ -1351,12 +1393,13 @@ class BotApiEmulator:
         if params.get("chat_id") in (None, ""):
             raise ApiError(400, "Bad Request: chat_id is empty")
         chat = self._resolve_chat(params["chat_id"])
-        if params.get("photo") in (None, ""):
+        given = _input_file(params, "photo")
+        if given is None:
             raise ApiError(400, "Bad Request: there is no photo in the request")
         caption, parse_mode = self._caption(params)
         markup = self._markup(params)
         reply_to = self._reply_target(chat, params)
-        photo = await self._photo(params["photo"])
+        photo = await self._photo(given)
         self._check_writable(chat)
         options: JSONDict = {
             k: params[k] for k in ("disable_notification", "protect_content") if k in params
@@ -1385,6 +1428,8 @@ class BotApiEmulator:
     async def _photo(self, given: Any) -> _Photo:
         """The photo of a sendPhoto: an upload, a file_id sent before, or an HTTP URL."""
         if isinstance(given, UploadedFile):
+            if not given.data:
+                raise ApiError(400, "Bad Request: file must be non-empty")
             if len(given.data) > MAX_PHOTO_BYTES:
                 raise ApiError(400, "Bad Request: file is too big")
             return self._new_photo(given.data, "Bad Request: IMAGE_PROCESS_FAILED")
@@ -1393,6 +1438,8 @@ class BotApiEmulator:
         known = self._photos.get(given)
         if known is not None:
             return _Photo(*known)
+        if given in self._documents:
+            raise ApiError(400, "Bad Request: can't use file of type Document as Photo")
         if re.match(r"https?://", given):
             data = await _fetch(given, MAX_URL_PHOTO_BYTES)
             return self._new_photo(data, "Bad Request: wrong type of the web page content")
@@ -1428,6 +1475,70 @@ class BotApiEmulator:
         for entry in sizes:
             self._photos[entry["file_id"]] = (sizes, data, photo.mime_type)
         return photo
+
+    async def _send_document(self, params: JSONDict) -> JSONDict:
+        if params.get("chat_id") in (None, ""):
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        chat = self._resolve_chat(params["chat_id"])
+        given = _input_file(params, "document")
+        if given is None:
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        caption, parse_mode = self._caption(params)
+        markup = self._markup(params)
+        reply_to = self._reply_target(chat, params)
+        # thumbnail is accepted and ignored: the emulator shows no previews.
+        document = await self._document(given)
+        self._check_writable(chat)
+        options: JSONDict = {
+            k: params[k] for k in ("disable_notification", "protect_content") if k in params
+        }
+        message = self._store_message(
+            chat,
+            sender=self._bot_user(),
+            from_bot=True,
+            text=None,
+            entities=[],
+            parse_mode=parse_mode,
+            reply_markup=markup,
+            reply_to=reply_to,
+            options=options,
+            document=document,
+            caption=caption,
+        )
+        return message.to_api()
+
+    async def _document(self, given: UploadedFile | str) -> _Document:
+        """The document of a sendDocument: an upload, a file_id sent before, or an HTTP URL."""
+        if isinstance(given, UploadedFile):
+            # Over 50 MB the whole request was refused with 413 before reaching here.
+            if not given.data:
+                raise ApiError(400, "Bad Request: file must be non-empty")
+            return self._new_document(given.data, given.file_name)
+        known = self._documents.get(given)
+        if known is not None:
+            return known
+        if given in self._photos:
+            raise ApiError(400, "Bad Request: can't use file of type Photo as Document")
+        if re.match(r"https?://", given):
+            data, content_type = await _fetch_typed(given, MAX_URL_DOCUMENT_BYTES)
+            if content_type not in URL_DOCUMENT_TYPES:
+                raise ApiError(400, "Bad Request: wrong type of the web page content")
+            name = unquote(urlsplit(given).path.rsplit("/", 1)[-1]) or None
+            return self._new_document(data, name, content_type)
+        raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+
+    def _new_document(
+        self, data: bytes, file_name: str | None, mime_type: str | None = None
+    ) -> _Document:
+        n = next(self._file_counter)
+        info: JSONDict = {"file_id": f"BQACAgQAAxk-sent-{n}", "file_unique_id": f"AgADsent{n}"}
+        if file_name:
+            info["file_name"] = file_name
+        info["mime_type"] = mime_type or _document_mime_type(file_name or "")
+        info["file_size"] = len(data)
+        document = _Document(info, data)
+        self._documents[info["file_id"]] = document
+        return document
 
     def _message_to_edit(self, params: JSONDict) -> tuple[_Chat, ChatMessage]:
         if params.get("inline_message_id"):
@@ -1575,8 +1686,27 @@ def _optional_int(params: JSONDict, name: str) -> int | None:
     return value
 
 
+def _input_file(params: JSONDict, name: str) -> UploadedFile | str | None:
+    """A file parameter: its own multipart part, the part an ``attach://<part>`` value names, or
+    a file_id / URL; None when there is none (like Telegram's server, an ``attach://`` naming no
+    part counts as no file)."""
+    given = params.get(name)
+    if isinstance(given, str) and given.startswith("attach://"):
+        given = params.get(given.removeprefix("attach://"))
+        return given if isinstance(given, UploadedFile) else None
+    if given is None or given == "":
+        return None
+    return given if isinstance(given, UploadedFile) else str(given)
+
+
 async def _fetch(url: str, limit: int) -> bytes:
     """What Telegram's servers would download from `url` (a photo sent by its address)."""
+    data, _ = await _fetch_typed(url, limit)
+    return data
+
+
+async def _fetch_typed(url: str, limit: int) -> tuple[bytes, str]:
+    """The bytes at `url` and the MIME type its server gave them."""
     failed = ApiError(400, "Bad Request: failed to get HTTP URL content")
     try:
         timeout = aiohttp.ClientTimeout(total=10)
@@ -1586,12 +1716,16 @@ async def _fetch(url: str, limit: int) -> bytes:
         ):
             if response.status != 200:
                 raise failed
-            data = await response.content.read(limit + 1)
+            # read(n) may stop at any chunk: read to the end, giving up past the limit.
+            data = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise failed
+            content_type = response.content_type
     except (aiohttp.ClientError, TimeoutError, ValueError):
         raise failed from None
-    if len(data) > limit:
-        raise failed
-    return data
+    return bytes(data), content_type
 
 
 def _update_type(update: JSONDict) -> str:

@@ -75,6 +75,10 @@ class ChatMessage:
     caption_entities: list[JSONDict] = field(default_factory=list)
     photo_file: bytes | None = field(default=None, repr=False)
     photo_mime_type: str | None = None
+    # A document the bot sent: its Document object (file_name, mime_type, file_size...) and, when
+    # the bot uploaded it, the file itself (None when sent by the file_id of a person's document).
+    document: JSONDict | None = None
+    document_file: bytes | None = field(default=None, repr=False)
 
     @property
     def chat_id(self) -> int:
@@ -131,6 +135,8 @@ class ChatMessage:
                 message["entities"] = copy.deepcopy(self.entities)
         if self.photo:
             message["photo"] = copy.deepcopy(self.photo)
+        if self.document is not None:
+            message["document"] = copy.deepcopy(self.document)
         if self.caption is not None:
             message["caption"] = self.caption
             if self.caption_entities:
@@ -161,6 +167,7 @@ class ChatMessage:
             "keyboard_markup": copy.deepcopy(self.keyboard_markup),
             "extra": copy.deepcopy(self.extra),
             "photo": self._sandbox_photo(),
+            "document": self._sandbox_document(),
             "caption": self.caption,
             "caption_html": self.caption_html,
         }
@@ -176,11 +183,28 @@ class ChatMessage:
             photo["src"] = f"data:{self.photo_mime_type};base64,{encoded}"
         return photo
 
+    def _sandbox_document(self) -> JSONDict | None:
+        """Name, type and size, and where the page downloads the file (bot.sandbox.webapi)."""
+        if self.document is None:
+            return None
+        url = None
+        if self.document_file is not None and self.chat.get("type") == "private":
+            url = f"/sandbox/api/users/{self.chat_id}/documents/{self.message_id}"
+        return {
+            "file_name": self.document.get("file_name"),
+            "mime_type": self.document.get("mime_type"),
+            "file_size": self.document.get("file_size"),
+            "url": url,
+        }
+
     def __str__(self) -> str:
         label = "bot" if self.from_bot else "user"
         text = self.text if self.text is not None else f"<{', '.join(self.extra) or 'empty'}>"
         if self.photo:
             text = f"<photo {self.photo[-1]['width']}x{self.photo[-1]['height']}> {self.caption!r}"
+        if self.document is not None:
+            name, size = self.document.get("file_name"), self.document.get("file_size")
+            text = f"<document {name!r} {self.document.get('mime_type')} {size} B> {self.caption!r}"
         buttons = f" {self.button_texts}" if self.buttons else ""
         edited = " (edited)" if self.edited else ""
         return f"#{self.message_id} {label}: {text!r}{buttons}{edited}"

@@ -56,6 +56,9 @@ class Persona:
 PERSONAS = (
     Persona(100001, "Inès", "mentee", "Jeune", "sandbox"),
     Persona(200001, "Karim", "mentor", "Mentor·e", "sandbox"),
+    # Signs a child up ("J'inscris un·e jeune"), or confirms Inès's sign-up when she is under 15:
+    # her link's "/start pc_…" typed here is what a parent's tap on the link sends.
+    Persona(300001, "Samia", "parent", "Parent", "sandbox"),
     # Joined through invites at start-up (see _join_coordinator): the page only shows the chat.
     Persona(900001, "Camille", "coordinator", "Coordinateur·rice", None),
     # An admin of the Collectif: /dashboard gives them the sign-in link to the staff dashboard.

@@ -16,15 +16,20 @@ Routes (JSON in and out; errors are ``{"error": "..."}`` with status 400/404):
   "events": [{"seq", "kind": "new"|"edit"|"delete", "message"}], "reply_keyboard"}``;
   long-polls up to ``timeout`` seconds (max 60) until an event newer than ``after`` exists.
   Messages carry ``text``, ``entities``, escaped ``html``, ``reply_markup`` (inline) and
-  ``keyboard_markup`` (the reply keyboard / removal / force reply sent with them).
+  ``keyboard_markup`` (the reply keyboard / removal / force reply sent with them), and a
+  document the bot sent as ``document``: ``{"file_name", "mime_type", "file_size", "url"}``.
+- ``GET  /sandbox/api/users/{user_id}/documents/{message_id}`` -> the file of the document the bot
+  uploaded in that message of the user's chat, as an attachment (404 for any other message).
 - ``GET  /sandbox/api/users/{user_id}/toasts?after=<n>`` -> ``{"cursor", "toasts"}``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
 JSONDict = dict[str, Any]
 
 MAX_POLL_SECONDS = 60.0
+# A file is served with the MIME type the bot gave it only when that is a plain type/subtype.
+_MIME_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*", re.ASCII)
 
 
 def add_sandbox_routes(app: web.Application, emulator: BotApiEmulator) -> None:
@@ -49,6 +56,7 @@ def add_sandbox_routes(app: web.Application, emulator: BotApiEmulator) -> None:
     app.router.add_post(prefix + "/{user_id}/unblock", _guarded(api.post_unblock))
     app.router.add_get(prefix + "/{user_id}/messages", _guarded(api.get_messages))
     app.router.add_get(prefix + "/{user_id}/toasts", _guarded(api.get_toasts))
+    app.router.add_get(prefix + "/{user_id}/documents/{message_id}", _guarded(api.get_document))
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,7 +106,7 @@ class _SandboxApi:
 
     def _user(self, request: web.Request) -> EmulatedUser:
         raw = request.match_info["user_id"]
-        if not raw.isdigit():
+        if not _is_number(raw):
             raise _BadInput("user_id must be a positive integer")
         user = next((u for u in self._emu.users if u.id == int(raw)), None)
         if user is None:
@@ -207,6 +215,42 @@ class _SandboxApi:
             for t in user.toasts[after:]
         ]
         return _ok({"cursor": len(user.toasts), "toasts": toasts})
+
+    async def get_document(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        raw = request.match_info["message_id"]
+        # Only files the emulator holds, looked up in memory: a name never reaches a disk path.
+        message = next(
+            (m for m in user.messages if _is_number(raw) and m.message_id == int(raw)), None
+        )
+        if message is None or message.document is None or message.document_file is None:
+            raise _BadInput(f"no document sent by the bot in message {raw} of user {user.id}", 404)
+        mime_type = str(message.document.get("mime_type") or "")
+        if not _MIME_TYPE.fullmatch(mime_type):
+            mime_type = "application/octet-stream"
+        name = str(message.document.get("file_name") or "document")
+        return web.Response(
+            body=message.document_file,
+            headers={
+                "Content-Type": mime_type,
+                "Content-Disposition": _attachment(name),
+                # The bot chose the type: the browser must neither guess another nor run it.
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+                "Cache-Control": "no-store",
+            },
+        )
+
+
+def _is_number(raw: str) -> bool:
+    # str.isdigit() alone also takes "²" and other digits int() refuses.
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+
+
+def _attachment(file_name: str) -> str:
+    """Content-Disposition for a download: an ASCII fallback, and the name itself (RFC 6266)."""
+    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", file_name).strip() or "document"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 def _query_number(request: web.Request, name: str, default: float) -> float:

@@ -1,4 +1,5 @@
-"""The young person's questionnaire (DESIGN §3.1). It says "tu"; a parent or a professional may fill it in.
+"""The young person's own questionnaire (DESIGN §3.1): it says "tu". A parent or a professional
+signing a young person up has a questionnaire of their own (`referral`), which says "vous".
 
 Read it top to bottom: each step is one question, in the order the person sees them.
 """
@@ -33,10 +34,9 @@ from conversations.model import (
 from conversations.text import Text, _
 
 MIN_AGE, MAX_AGE = 5, 30
-# Under 15, a parent consents with the young person (Loi Informatique et Libertés, art. 45).
+# Under 15, a parent consents with the young person (Loi Informatique et Libertés, art. 45):
+# alone, the young person forwards a link and the parent confirms from their own account.
 PARENTAL_CONSENT_BELOW = 15
-# Under 16, someone else often fills the questionnaire in: we ask who.
-ASK_WHO_FILLS_BELOW = 16
 
 
 def _age(answers: Answers) -> int | None:
@@ -44,18 +44,9 @@ def _age(answers: Answers) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _needs_parent(answers: Answers) -> bool:
+def needs_parent(answers: Answers) -> bool:
     age = _age(answers)
     return age is not None and age < PARENTAL_CONSENT_BELOW
-
-
-def _asks_who_fills(answers: Answers) -> bool:
-    age = _age(answers)
-    return age is not None and age < ASK_WHO_FILLS_BELOW
-
-
-def _parent_fills(answers: Answers) -> bool:
-    return answers.get("filled_by") == "parent"
 
 
 # (value, label, youngest, oldest): a 9-year-old is not offered "études supérieures".
@@ -72,7 +63,7 @@ _SITUATIONS = (
 )
 
 
-def _situations(answers: Answers) -> tuple[Choice, ...]:
+def situations(answers: Answers) -> tuple[Choice, ...]:
     age = _age(answers)
     return tuple(
         Choice(value, label)
@@ -85,36 +76,40 @@ def _situations(answers: Answers) -> tuple[Choice, ...]:
 ASK_DIPLOMA_IN = frozenset({"higher_education", "job_seeker", "employed"})
 
 
-def _asks_diploma(answers: Answers) -> bool:
+def asks_diploma(answers: Answers) -> bool:
     return answers.get("situation") in ASK_DIPLOMA_IN
 
 
-def _is_student(answers: Answers) -> bool:
+def is_student(answers: Answers) -> bool:
     return answers.get("situation") == "higher_education"
 
 
-def _needs(answers: Answers) -> tuple[Choice, ...]:
+def needs(answers: Answers) -> tuple[Choice, ...]:
     age = _age(answers)
     if age is not None and age < 14:
         return tuple(c for c in THEMES if c.value not in WORK_THEMES)
     return THEMES
 
 
-def _age_exit(value: Answer, _answers: Answers) -> Exit | None:
+# Every age a flow can branch on, for counting its questions (engine.question_range).
+AGE_SAMPLES = tuple(range(MIN_AGE, MAX_AGE + 1))
+
+
+def age_exit(value: Answer, _answers: Answers) -> Exit | None:
     if not isinstance(value, int):
         return None
     if value < MIN_AGE:
         return Exit(
             _(
-                "Le mentorat du Collectif accompagne les jeunes de 5 à 30 ans. Pour un plus jeune "
-                "enfant, le centre social ou la PMI de votre ville pourra vous conseiller."
+                "Le mentorat du Collectif accompagne les jeunes de 5 à 30 ans. Une faute de "
+                "frappe ? Appuie sur « Retour » pour corriger ton âge."
             )
         )
     if value > MAX_AGE:
         return Exit(
             _(
-                "Le mentorat du Collectif accompagne les jeunes jusqu'à 30 ans. Et si vous deveniez "
-                "mentor·e à votre tour ? L'inscription se fait en un clic."
+                "Le mentorat du Collectif accompagne les jeunes jusqu'à 30 ans. Et si tu devenais "
+                "mentor·e à ton tour ? L'inscription se fait en un clic."
             ),
             offer_flow="mentor",
         )
@@ -129,21 +124,18 @@ def _parent_phone(raw: str, answers: Answers) -> Valid | Invalid:
     return result
 
 
-def _parent_name_prompt(answers: Answers) -> Text:
-    if _parent_fills(answers):
-        return _("Quels sont ton prénom et ton nom ? (le parent qui donne son accord)")
-    return _("Quels sont le prénom et le nom de ton parent (ou responsable légal) ?")
-
-
-def _parent_consent_prompt(answers: Answers) -> Text:
-    if _parent_fills(answers):
+def _consent_prompt(answers: Answers) -> Text:
+    if needs_parent(answers):
         return _(
-            "Comme parent (ou responsable légal), es-tu d'accord pour que ces réponses soient "
-            "transmises à une association du Collectif Mentorat ?"
+            "Dernière question : es-tu d'accord pour que tes réponses soient transmises à "
+            "<u>une seule</u> association du Collectif Mentorat, qui te proposera un·e mentor·e ? "
+            "Comme tu as moins de 15 ans, ton parent devra aussi le confirmer, depuis son propre "
+            "compte Telegram : je te donnerai un lien à lui envoyer."
         )
     return _(
-        "Ton parent (ou responsable légal) est-il d'accord pour que ces réponses soient "
-        "transmises à une association du Collectif Mentorat ? L'association l'appellera d'abord."
+        "Dernière question : es-tu d'accord pour que tes réponses soient transmises à "
+        "<u>une seule</u> association du Collectif Mentorat, qui te contactera pour te "
+        "proposer un·e mentor·e ?"
     )
 
 
@@ -155,7 +147,6 @@ MENTEE = Flow(
             key="first_name",
             title=_("Prénom"),
             prompt=_("Pour commencer, quel est ton prénom ?"),
-            hint=_("Si tu inscris un·e jeune, écris son prénom à lui ou à elle."),
             kind=StepKind.TEXT,
             validate=validators.first_name,
         ),
@@ -166,19 +157,8 @@ MENTEE = Flow(
             hint=_("En chiffres, par exemple 16."),
             kind=StepKind.NUMBER,
             validate=validators.age,
-            exit_if=_age_exit,
-        ),
-        Step(
-            key="filled_by",
-            title=_("Rempli par"),
-            prompt=_("Qui remplit ce questionnaire ?"),
-            kind=StepKind.CHOICE,
-            choices=(
-                Choice("myself", _("Moi, le ou la jeune")),
-                Choice("parent", _("Son parent")),
-                Choice("professional", _("Un·e professionnel·le (enseignant·e, éducateur·rice…)")),
-            ),
-            ask_if=_asks_who_fills,
+            exit_if=age_exit,
+            samples=AGE_SAMPLES,
         ),
         Step(
             key="postal_code",
@@ -201,7 +181,7 @@ MENTEE = Flow(
             title=_("Situation"),
             prompt=_("Où en es-tu aujourd'hui ?"),
             kind=StepKind.CHOICE,
-            choices=_situations,
+            choices=situations,
         ),
         Step(
             key="diploma",
@@ -210,7 +190,7 @@ MENTEE = Flow(
             hint=_("Certains programmes accompagnent surtout les jeunes diplômé·es."),
             kind=StepKind.CHOICE,
             choices=DIPLOMAS,
-            ask_if=_asks_diploma,
+            ask_if=asks_diploma,
         ),
         Step(
             key="grant",
@@ -219,7 +199,7 @@ MENTEE = Flow(
             hint=_("Facultatif : certaines associations donnent la priorité aux boursier·es."),
             kind=StepKind.CHOICE,
             choices=GRANT,
-            ask_if=_is_student,
+            ask_if=is_student,
             optional=True,
         ),
         Step(
@@ -228,7 +208,7 @@ MENTEE = Flow(
             prompt=_("Sur quoi aimerais-tu être accompagné·e ?"),
             hint=_("Choisis une ou plusieurs réponses, puis appuie sur « Valider »."),
             kind=StepKind.MULTI,
-            choices=_needs,
+            choices=needs,
         ),
         Step(
             key="format",
@@ -274,10 +254,10 @@ MENTEE = Flow(
         Step(
             key="parent_name",
             title=_("Parent"),
-            prompt=_parent_name_prompt,
+            prompt=_("Quels sont le prénom et le nom de ton parent (ou responsable légal) ?"),
             kind=StepKind.TEXT,
             validate=validators.full_name,
-            ask_if=_needs_parent,
+            ask_if=needs_parent,
         ),
         Step(
             key="parent_phone",
@@ -285,32 +265,16 @@ MENTEE = Flow(
             prompt=_("Quel est le numéro de téléphone de ton parent ?"),
             kind=StepKind.PHONE,
             validate=_parent_phone,
-            ask_if=lambda answers: _needs_parent(answers) and not _parent_fills(answers),
-        ),
-        Step(
-            key="parent_consent",
-            title=_("Accord du parent"),
-            prompt=_parent_consent_prompt,
-            kind=StepKind.CONSENT,
-            choices=(Choice("yes", _("Oui, d'accord")), Choice("no", _("Non"))),
-            ask_if=_needs_parent,
-            exit_if=exit_on(
-                False,
-                _(
-                    "Avant 15 ans, l'accord d'un parent est nécessaire. Rien n'a été envoyé : "
-                    "reviens avec ton parent quand tu veux, avec /start."
-                ),
-            ),
+            ask_if=needs_parent,
         ),
         Step(
             key="consent",
             title=_("Ton accord"),
-            prompt=_(
-                "Dernière question : es-tu d'accord pour que tes réponses soient transmises à "
-                "<u>une seule</u> association du Collectif Mentorat, qui te contactera pour te "
-                "proposer un·e mentor·e ?"
+            prompt=_consent_prompt,
+            hint=_(
+                "Qui garde quoi, et pourquoi : /privacy. Tu pourras voir ou effacer tes données "
+                "à tout moment avec /mydata et /delete."
             ),
-            hint=_("Tu pourras voir ou effacer tes données à tout moment avec /mydata et /delete."),
             kind=StepKind.CONSENT,
             choices=(Choice("yes", _("Oui, je suis d'accord")), Choice("no", _("Non"))),
             exit_if=exit_on(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conversations.model import Answers, Choice
+from conversations.model import Answers, Choice, Meaning
 from conversations.text import _
 
 THEMES = (
@@ -27,13 +27,13 @@ FORMATS = (
 YES_NO_UNKNOWN_AREA = (
     Choice("qpv", _("Quartier prioritaire (QPV)")),
     Choice("rural", _("Zone rurale")),
-    Choice("neither", _("Ni l'un ni l'autre")),
-    Choice("unknown", _("Je ne sais pas")),
+    Choice("neither", _("Ni l'un ni l'autre"), Meaning.NONE),
+    Choice("unknown", _("Je ne sais pas"), Meaning.DONT_KNOW),
 )
 
 # The highest diploma, lowest first: some programmes require one (NQT: bac+3 or more).
 DIPLOMAS = (
-    Choice("none", _("Aucun diplôme ou le brevet")),
+    Choice("none", _("Aucun diplôme ou le brevet"), Meaning.NONE),
     Choice("cap_bep", _("CAP ou BEP")),
     Choice("bac", _("Bac")),
     Choice("bac_2", _("Bac+2 (BTS, BUT, DEUST…)")),

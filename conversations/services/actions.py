@@ -121,6 +121,40 @@ class AskDashboard:
     """/dashboard: a sign-in link for admins and coordinators."""
 
 
+@dataclass(frozen=True)
+class Reopen:
+    """ "Retour" under an early end (an age typed wrong, a "Non" pressed by mistake): the
+    question that ended the questionnaire is asked again."""
+
+    step: str
+
+
+@dataclass(frozen=True)
+class ResumeQuestionnaire:
+    """The button of the one nudge sent to a person who stopped half-way."""
+
+
+@dataclass(frozen=True)
+class ShowPrivacy:
+    """/privacy: who keeps what, why, how long, who receives it, and the person's rights."""
+
+
+@dataclass(frozen=True)
+class AnswerParental:
+    """A parent's answer to their child's sign-up, from the parent's own chat. It carries the
+    link's token: only whoever received the link can answer, never the child's account."""
+
+    token: str
+    agreed: bool
+
+
+@dataclass(frozen=True)
+class ChatMemberChanged:
+    """The person blocked the bot (Telegram's my_chat_member), or unblocked it."""
+
+    blocked: bool
+
+
 Action: TypeAlias = (
     Start
     | ChooseFlow
@@ -142,4 +176,9 @@ Action: TypeAlias = (
     | AskDashboard
     | ReplaceRequest
     | KeepRequest
+    | Reopen
+    | ResumeQuestionnaire
+    | ShowPrivacy
+    | AnswerParental
+    | ChatMemberChanged
 )

@@ -9,25 +9,30 @@ from __future__ import annotations
 from conversations import engine
 from conversations.entities import (
     AssociationRecord,
+    Consent,
+    ConsentKind,
+    ConsentMethod,
     Coordinator,
     Handoff,
     Profile,
     answers_from_json,
 )
-from conversations.flows import CONSENT_VERSION, FLOWS
+from conversations.flows import FLOWS
 from conversations.handoff import DECLINE_REASONS, OPEN, HandoffStatus, HandoffVerb
 from conversations.ports import CardButton
 from conversations.text import Lines, Text, When, _
 
 # Steps a coordinator does not need to read: the consents are summed up in one line instead.
-_NOT_SHOWN = frozenset({"consent", "parent_consent", "contact_method", "filled_by"})
+_NOT_SHOWN = frozenset({"consent", "parent_consent", "contact_method"})
 
 NEW_CONTACT = _("🆕 <b>Nouveau contact n° %(id)s</b> pour %(association)s")
-ROLE_LINES = {"mentee": _("Jeune"), "mentor": _("Futur·e mentor·e")}
+ROLE_LINES = {
+    "mentee": _("Jeune (inscrit·e par lui-même ou elle-même)"),
+    "referral": _("Jeune, inscrit·e par un parent ou un·e professionnel·le"),
+    "mentor": _("Futur·e mentor·e"),
+}
 LINE = _("<b>%(title)s</b> : %(value)s")
-FILLED_BY = _("Inscrit·e par : %(who)s")
 CONSENT_LINE = _("Accord pour être contacté·e donné le %(date)s (texte %(version)s)")
-PARENTAL_LINE = _("Moins de 15 ans : accord du parent donné le %(date)s")
 DEPARTMENT = _("Département")
 SOURCE_LINE = _("Venu·e par : %(source)s")
 TAKE = _("🙋 Je m'en occupe")
@@ -50,13 +55,16 @@ STATUS_ERASED = _("🗑 Contact n° %(id)s effacé à la demande de la personne.
 _BOLD = Text("<b>%(text)s</b>")
 
 
-def body(handoff: Handoff, record: AssociationRecord, profile: Profile) -> Text:
-    """The contact as a coordinator reads it: who, where, what for, how to reach, consents."""
-    flow = FLOWS[profile.role]
+def body(
+    handoff: Handoff, record: AssociationRecord, profile: Profile, consents: list[Consent]
+) -> Text:
+    """The contact as a coordinator reads it: who, where, what for, how to reach, and how each
+    consent was given (by whom, when, which text)."""
+    flow = FLOWS[profile.flow]
     answers = answers_from_json(profile.answers)
     lines: list[Text | str] = [
         NEW_CONTACT.fmt(id=handoff.id, association=record.name),
-        _BOLD.fmt(text=ROLE_LINES[profile.role]),
+        _BOLD.fmt(text=ROLE_LINES[profile.flow]),
     ]
     for step in flow.steps:
         if step.key in _NOT_SHOWN or step.key not in answers:
@@ -65,13 +73,12 @@ def body(handoff: Handoff, record: AssociationRecord, profile: Profile) -> Text:
         lines.append(LINE.fmt(title=step.title, value=value))
         if step.key == "postal_code" and profile.department:
             lines.append(LINE.fmt(title=DEPARTMENT, value=profile.department))
-    if "filled_by" in answers and answers["filled_by"] != "myself":
-        who = engine.display(flow.step("filled_by"), answers["filled_by"], answers)
-        lines.append(FILLED_BY.fmt(who=who))
-    date = When(profile.submitted_at)
-    lines.append(CONSENT_LINE.fmt(date=date, version=CONSENT_VERSION))
-    if answers.get("parent_consent") is True:
-        lines.append(PARENTAL_LINE.fmt(date=date))
+    for consent in consents:
+        date = When(consent.given_at)
+        if consent.kind == ConsentKind.PARENTAL:
+            lines.append(parental_consent(consent))
+        else:
+            lines.append(CONSENT_LINE.fmt(date=date, version=consent.text_version))
     if profile.source:
         lines.append(SOURCE_LINE.fmt(source=profile.source))
     return Text("%(lines)s").fmt(lines=Lines(tuple(lines)))
@@ -140,3 +147,26 @@ def decline_reasons() -> tuple[CardButton, ...]:
         *(CardButton(HandoffVerb.DECLINE, c.label, c.value) for c in DECLINE_REASONS),
         CardButton(HandoffVerb.KEEP, CANCEL),
     )
+
+
+def parental_consent(consent: Consent) -> Text:
+    """How a parent's consent was given, as the card shows it."""
+    return CONSENT_HOW.get(consent.method, CONSENT_HOW[ConsentMethod.IN_CHAT]).fmt(
+        date=When(consent.given_at), version=consent.text_version
+    )
+
+
+CONSENT_HOW: dict[str, Text] = {
+    ConsentMethod.IN_CHAT: _(
+        "Moins de 15 ans : accord du parent, qui a rempli le questionnaire, le %(date)s (texte "
+        "%(version)s)"
+    ),
+    ConsentMethod.PARENT_ACCOUNT: _(
+        "Moins de 15 ans : accord confirmé par le parent depuis son propre compte Telegram, le "
+        "%(date)s (texte %(version)s)"
+    ),
+    ConsentMethod.ATTESTED: _(
+        "Moins de 15 ans : accord du parent attesté par le ou la professionnel·le le %(date)s "
+        "(texte %(version)s) : à confirmer avec le parent lors du premier appel"
+    ),
+}

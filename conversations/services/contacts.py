@@ -59,6 +59,7 @@ async def queue(uow: UnitOfWork, who: Staff) -> list[ContactRow]:
             continue
         taker = takers.get(handoff.taken_by) if handoff.taken_by else None
         mine_row = handoff.association_id in roles
+        consents = await uow.profiles.consents_of(profile.id) if mine_row else []
         rows.append(
             ContactRow(
                 handoff_id=handoff.id,
@@ -68,7 +69,7 @@ async def queue(uow: UnitOfWork, who: Staff) -> list[ContactRow]:
                 status=handoff.status,
                 created_at=handoff.created_at,
                 taker=taker.first_name if taker else None,
-                card=cards.body(handoff, record, profile) if mine_row else None,
+                card=cards.body(handoff, record, profile, consents) if mine_row else None,
                 buttons=(
                     cards.buttons(handoff, roles[handoff.association_id], taker) if mine_row else ()
                 ),

@@ -185,7 +185,7 @@ async def queue(uow: UnitOfWork, telegram_id: int) -> list[Text] | None:
                 QUEUE_LINE.fmt(
                     id=handoff.id,
                     name=str(profile.answers.get("first_name", "?")),
-                    role=ROLE_LINES[profile.role],
+                    role=ROLE_LINES[profile.flow],
                     department=profile.department or "?",
                     date=When(handoff.created_at),
                     status=status,

@@ -13,6 +13,8 @@ from typing import Any
 
 from conversations.entities import (
     AssociationRecord,
+    Consent,
+    ConsentKind,
     Coordinator,
     Handoff,
     Person,
@@ -48,7 +50,7 @@ from conversations.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from conversations.services import cards
+from conversations.services import cards, reach
 from conversations.services.actions import ActOnHandoff
 from conversations.services.alerts import alert_admins
 from conversations.services.catalogue import index_of, response_hours
@@ -77,6 +79,10 @@ NO_COORDINATOR = _(
 NO_MATCH_ALERT = _("🔎 Profil sans association : %(gap)s")
 
 TOAST_TAKEN = _("C'est à vous ! La personne est prévenue.")
+TOAST_TAKEN_BLOCKED = _(
+    "C'est à vous ! La personne a bloqué le bot : joignez-la par téléphone ou par e-mail (sur "
+    "la fiche)."
+)
 TOAST_ALREADY_TAKEN = _("Déjà pris par %(coordinator)s.")
 TOAST_DONE = _("C'est noté.")
 TOAST_KEPT = _("D'accord, rien n'a changé.")
@@ -89,6 +95,10 @@ PERSON_TAKEN = {
         "Bonne nouvelle ! %(coordinator)s, de %(association)s, s'occupe de ta demande et va te "
         "contacter très vite."
     ),
+    "referral": _(
+        "Bonne nouvelle ! %(coordinator)s, de %(association)s, s'occupe de votre demande pour "
+        "%(name)s et va vous contacter très vite."
+    ),
     "mentor": _(
         "Bonne nouvelle ! %(coordinator)s, de %(association)s, s'occupe de votre inscription et "
         "va vous contacter très vite."
@@ -99,31 +109,74 @@ PERSON_TAKEN_BY_ASSOCIATION = {
     "mentee": _(
         "Bonne nouvelle ! %(association)s s'occupe de ta demande et va te contacter très vite."
     ),
+    "referral": _(
+        "Bonne nouvelle ! %(association)s s'occupe de votre demande pour %(name)s et va vous "
+        "contacter très vite."
+    ),
     "mentor": _(
         "Bonne nouvelle ! %(association)s s'occupe de votre inscription et va vous contacter "
         "très vite."
     ),
 }
+# What became of a request an association did not keep: each cause has its own words (a
+# decline is an answer, silence is none), and so has each outcome (another association, or
+# none for now: the waiting list).
 PERSON_REROUTED = {
-    "mentee": _(
-        "Du nouveau : %(old)s ne peut pas donner suite, alors j'ai transmis ta demande à "
+    ("mentee", "declined"): _(
+        "Du nouveau : %(old)s ne peut pas t'accompagner, alors j'ai transmis ta demande à "
         "<b>%(association)s</b>, qui va te contacter."
     ),
-    "mentor": _(
+    ("mentee", "silence"): _(
+        "Du nouveau : %(old)s n'a pas répondu à temps, alors j'ai transmis ta demande à "
+        "<b>%(association)s</b>, qui va te contacter."
+    ),
+    ("referral", "declined"): _(
+        "Du nouveau : %(old)s ne peut pas accompagner %(name)s, alors j'ai transmis votre "
+        "demande à <b>%(association)s</b>, qui va vous contacter."
+    ),
+    ("referral", "silence"): _(
+        "Du nouveau : %(old)s n'a pas répondu à temps, alors j'ai transmis votre demande pour "
+        "%(name)s à <b>%(association)s</b>, qui va vous contacter."
+    ),
+    ("mentor", "declined"): _(
         "Du nouveau : %(old)s ne peut pas donner suite, alors j'ai transmis votre inscription à "
+        "<b>%(association)s</b>, qui va vous contacter."
+    ),
+    ("mentor", "silence"): _(
+        "Du nouveau : %(old)s n'a pas répondu à temps, alors j'ai transmis votre inscription à "
         "<b>%(association)s</b>, qui va vous contacter."
     ),
 }
 PERSON_WAITING = {
-    "mentee": _(
-        "Du nouveau : %(old)s ne peut pas donner suite, et aucune autre association ne convient "
-        "pour l'instant. Ta demande reste sur la liste d'attente ; l'équipe du Collectif est "
-        "prévenue."
+    ("mentee", "declined"): _(
+        "Du nouveau : %(old)s ne peut pas t'accompagner, et aucune autre association ne "
+        "convient pour l'instant. Ta demande reste sur la liste d'attente ; l'équipe du "
+        "Collectif est prévenue et te tiendra au courant."
     ),
-    "mentor": _(
+    ("mentee", "silence"): _(
+        "Du nouveau : %(old)s n'a pas répondu à temps, et aucune autre association ne convient "
+        "pour l'instant. Ta demande reste sur la liste d'attente ; l'équipe du Collectif est "
+        "prévenue et te tiendra au courant."
+    ),
+    ("referral", "declined"): _(
+        "Du nouveau : %(old)s ne peut pas accompagner %(name)s, et aucune autre association ne "
+        "convient pour l'instant. La demande reste sur la liste d'attente ; l'équipe du "
+        "Collectif est prévenue et vous tiendra au courant."
+    ),
+    ("referral", "silence"): _(
+        "Du nouveau : %(old)s n'a pas répondu à temps, et aucune autre association ne convient "
+        "pour l'instant. La demande pour %(name)s reste sur la liste d'attente ; l'équipe du "
+        "Collectif est prévenue et vous tiendra au courant."
+    ),
+    ("mentor", "declined"): _(
         "Du nouveau : %(old)s ne peut pas donner suite, et aucune autre association ne convient "
         "pour l'instant. Votre inscription reste sur la liste d'attente ; l'équipe du Collectif "
-        "est prévenue."
+        "est prévenue et vous tiendra au courant."
+    ),
+    ("mentor", "silence"): _(
+        "Du nouveau : %(old)s n'a pas répondu à temps, et aucune autre association ne convient "
+        "pour l'instant. Votre inscription reste sur la liste d'attente ; l'équipe du Collectif "
+        "est prévenue et vous tiendra au courant."
     ),
 }
 
@@ -139,10 +192,16 @@ class Pressed:
 # --- routing -------------------------------------------------------------------------------
 
 
-async def route(uow: UnitOfWork, profile: Profile, now: datetime, policy: Policy) -> MatchResult:
-    """Match the profile among the associations it was not yet proposed to, and propose it."""
+async def ranking(uow: UnitOfWork, profile: Profile, now: datetime) -> MatchResult:
+    """The associations the profile would go to now, best first (nothing is proposed)."""
+    result, _records, _tried = await _ranking(uow, profile, now)
+    return result
+
+
+async def _ranking(
+    uow: UnitOfWork, profile: Profile, now: datetime
+) -> tuple[MatchResult, list[AssociationRecord], set[int]]:
     records = await uow.catalog.records()
-    by_slug = {record.slug: record for record in records}
     tried = {h.association_id for h in await uow.handoffs.of_profile(profile.id)}
     excluded = [record.slug for record in records if record.id in tried]
     this_week = await uow.handoffs.created_counts(*week_window(now))
@@ -157,8 +216,14 @@ async def route(uow: UnitOfWork, profile: Profile, now: datetime, policy: Policy
         for record in records
     }
     answers = answers_from_json(profile.answers)
-    facts = facts_from_answers(profile.role, answers)
-    result = match(facts, index_of(records), loads, excluded)
+    facts = facts_from_answers(profile.flow, answers)
+    return match(facts, index_of(records), loads, excluded), records, tried
+
+
+async def route(uow: UnitOfWork, profile: Profile, now: datetime, policy: Policy) -> MatchResult:
+    """Match the profile among the associations it was not yet proposed to, and propose it."""
+    result, records, tried = await _ranking(uow, profile, now)
+    by_slug = {record.slug: record for record in records}
     best = result.best
     if best is None:
         profile.association_slug = None
@@ -193,7 +258,8 @@ async def _send_to_association(
     policy: Policy,
 ) -> None:
     coordinators = await uow.coordinators.of_association(record.id)
-    body = cards.body(handoff, record, profile)
+    consents = await uow.profiles.consents_of(profile.id)
+    body = cards.body(handoff, record, profile, consents)
     for coordinator in coordinators:
         card = ContactCard(
             chat_id=coordinator.telegram_id,
@@ -209,7 +275,7 @@ async def _send_to_association(
     webhook = record.webhook_url
     if webhook:
         message = AssociationWebhook(
-            webhook, handoff.id, record.slug, webhook_body(handoff, record, profile)
+            webhook, handoff.id, record.slug, webhook_body(handoff, record, profile, consents)
         )
         await uow.outbox.enqueue(f"webhook:{handoff.id}", message, now, person_id=profile.person_id)
     if not coordinators and not webhook:
@@ -217,9 +283,13 @@ async def _send_to_association(
         await alert_admins(uow, policy.admins, f"nobody:{handoff.id}", alert, now)
 
 
-def webhook_body(handoff: Handoff, record: AssociationRecord, profile: Profile) -> dict[str, Any]:
+def webhook_body(
+    handoff: Handoff, record: AssociationRecord, profile: Profile, consents: list[Consent]
+) -> dict[str, Any]:
     """The JSON an association's CRM receives (documented in the README)."""
     answers = profile.answers
+    contact = next((c for c in consents if c.kind == ConsentKind.CONTACT), None)
+    parental = next((c for c in consents if c.kind == ConsentKind.PARENTAL), None)
     return {
         "event": "handoff.proposed",
         "handoff_id": handoff.id,
@@ -227,16 +297,20 @@ def webhook_body(handoff: Handoff, record: AssociationRecord, profile: Profile) 
         "created_at": handoff.created_at.isoformat(),
         "profile": {
             "role": profile.role,
+            "questionnaire": profile.flow,
             "language": profile.language,
             "department": profile.department,
             "source": profile.source,
             "submitted_at": profile.submitted_at.isoformat(),
             "consent": {
-                "text_version": CONSENT_VERSION,
-                "given_at": profile.submitted_at.isoformat(),
+                "text_version": contact.text_version if contact else CONSENT_VERSION,
+                "given_at": (contact.given_at if contact else profile.submitted_at).isoformat(),
             },
             "answers": {k: v for k, v in answers.items() if k not in ("consent", "parent_consent")},
-            "parental_consent": answers.get("parent_consent") is True,
+            "parental_consent": parental is not None,
+            # "in_chat" (the parent filled in), "parent_account" (confirmed from the parent's
+            # own Telegram account) or "attested" (by a professional: check with the parent).
+            "parental_consent_method": parental.method if parental else None,
         },
     }
 
@@ -287,6 +361,10 @@ async def act(
     await _after_move(uow, handoff, record, profile, now, policy, coordinator)
     log.info("handoff %s %s by coordinator %s", handoff.id, target, coordinator.id)
     if target is HandoffStatus.TAKEN:
+        person = await uow.people.get(profile.person_id)
+        if person is not None and not reach.reachable(person):
+            # Nobody told them (see `tell_person`): the coordinator must know it.
+            return Pressed(TOAST_TAKEN_BLOCKED)
         return Pressed(TOAST_TAKEN)
     if target is HandoffStatus.DECLINED:
         return Pressed(TOAST_DECLINED)
@@ -385,11 +463,12 @@ async def _after_move(
     person = await uow.people.get(profile.person_id)
     if handoff.status == HandoffStatus.TAKEN and person is not None:
         taker = await _taker(uow, handoff)
+        name = str(profile.answers.get("first_name") or "")
         if taker is None:
-            text = PERSON_TAKEN_BY_ASSOCIATION[profile.role].fmt(association=record.name)
+            text = PERSON_TAKEN_BY_ASSOCIATION[profile.flow].fmt(association=record.name, name=name)
         else:
-            text = PERSON_TAKEN[profile.role].fmt(
-                coordinator=taker.first_name, association=record.name
+            text = PERSON_TAKEN[profile.flow].fmt(
+                coordinator=taker.first_name, association=record.name, name=name
             )
         await tell_person(uow, f"taken:{handoff.id}:{handoff.version}", person, profile, text, now)
     if handoff.status in REROUTING:
@@ -397,11 +476,13 @@ async def _after_move(
         if person is None:
             return
         best = result.best
+        cause = "silence" if handoff.status == HandoffStatus.EXPIRED else "declined"
+        name = str(profile.answers.get("first_name") or "")
         if best is None:
-            text = PERSON_WAITING[profile.role].fmt(old=record.name)
+            text = PERSON_WAITING[profile.flow, cause].fmt(old=record.name, name=name)
         else:
-            text = PERSON_REROUTED[profile.role].fmt(
-                old=record.name, association=best.association.name
+            text = PERSON_REROUTED[profile.flow, cause].fmt(
+                old=record.name, association=best.association.name, name=name
             )
         await tell_person(uow, f"rerouted:{handoff.id}", person, profile, text, now)
 
@@ -445,6 +526,9 @@ async def tell_crm(
 async def tell_person(
     uow: UnitOfWork, key: str, person: Person, profile: Profile, text: Text, now: datetime
 ) -> None:
+    """News for the person about their request; none for a person who blocked the bot."""
+    if not reach.reachable(person):
+        return
     notice = PersonNotice(person.telegram_id, profile.language, text)
     await uow.outbox.enqueue(key, notice, now, person_id=person.id)
 

@@ -16,6 +16,7 @@ from conversations.entities import (
     AssociationRecord,
     Consent,
     ConsentKind,
+    ConsentMethod,
     Conversation,
     Milestone,
     Person,
@@ -23,10 +24,11 @@ from conversations.entities import (
     ProfileStatus,
     answers_to_json,
 )
-from conversations.flows import CONSENT_VERSION, FLOWS
+from conversations.flows import CONSENT_VERSION, FLOWS, ROLE_OF
+from conversations.flows.mentee import needs_parent
+from conversations.flows.referral import PARENT
 from conversations.geography import department_of
 from conversations.handoff import OPEN_REQUEST, HandoffStatus
-from conversations.matching import MatchResult
 from conversations.model import (
     Ask,
     BackInput,
@@ -44,12 +46,20 @@ from conversations.model import (
     TextInput,
 )
 from conversations.ports import Localize, UnitOfWork
-from conversations.services.actions import ChooseFlow, ChooseLanguage, KeepRequest, ReplaceRequest
-from conversations.services.handoffs import route, withdraw
+from conversations.services import parental
+from conversations.services.actions import (
+    ChooseFlow,
+    ChooseLanguage,
+    KeepRequest,
+    Reopen,
+    ReplaceRequest,
+)
+from conversations.services.announce import announce_match
+from conversations.services.handoffs import withdraw
 from conversations.services.policy import Policy
 from conversations.services.privacy import HANDOFF_STATES
-from conversations.services.replies import Button, Notice, Reply, Screen, Sender
-from conversations.text import LANGUAGES, Lines, _
+from conversations.services.replies import Button, Notice, Reply, Screen, Sender, address_of
+from conversations.text import LANGUAGES, Text, _
 
 log = logging.getLogger(__name__)
 
@@ -62,71 +72,80 @@ WELCOME = _(
     "En quelques questions, je mets en relation les jeunes de 5 à 30 ans et les futur·es "
     "mentor·es avec l'association du Collectif qui leur correspond.\n\nQui êtes-vous ?"
 )
+# The choices again, to someone the bot already speaks to as "tu" (a young person back).
+WELCOME_AGAIN = {
+    "tu": _("Tu veux faire une nouvelle demande ? Choisis :"),
+    "vous": _("Vous voulez faire une nouvelle demande ? Choisissez :"),
+}
 WELCOME_BACK = _("Rebonjour ! On reprend là où on s'était arrêté.")
 FLOW_BUTTONS = (
     Button(_("Je cherche un·e mentor·e"), ChooseFlow("mentee")),
-    Button(_("J'inscris un·e jeune (parent, pro)"), ChooseFlow("mentee")),
+    Button(_("J'inscris un·e jeune (parent, pro)"), ChooseFlow("referral")),
     Button(_("Je veux devenir mentor·e"), ChooseFlow("mentor")),
 )
+# The counts are the flow's real ones (engine.question_range): a promise the questionnaire keeps.
 INTRO = {
     "mentee": _(
-        "Super ! Je vais te poser une dizaine de questions, cela prend 3 minutes. "
-        "Tu peux revenir en arrière à tout moment avec le bouton « Retour »."
+        "Super ! Je vais te poser %(fewest)s à %(most)s questions selon tes réponses, cela prend "
+        "3 minutes. Tu peux revenir en arrière à tout moment avec le bouton « Retour »."
+    ),
+    "referral": _(
+        "Merci d'inscrire un·e jeune ! %(fewest)s à %(most)s questions selon vos réponses, "
+        "3 minutes environ. Vous pouvez revenir en arrière à tout moment avec « Retour »."
     ),
     "mentor": _(
-        "Merci de vouloir devenir mentor·e ! Une dizaine de questions, 3 minutes environ. "
-        "Vous pouvez revenir en arrière à tout moment avec le bouton « Retour »."
-    ),
-}
-MATCHED = {
-    "mentee": _(
-        "Merci %(name)s, c'est envoyé ! ✅\n\n"
-        "Je te propose <b>%(association)s</b> : %(description)s\n\n"
-        "<b>Pourquoi elle ?</b>\n%(reasons)s\n\n"
-        "<b>Et maintenant ?</b>\n%(next)s"
-    ),
-    "mentor": _(
-        "Merci %(name)s, c'est envoyé ! ✅\n\n"
-        "Je vous propose <b>%(association)s</b> : %(description)s\n\n"
-        "<b>Pourquoi elle ?</b>\n%(reasons)s\n\n"
-        "<b>Et maintenant ?</b>\n%(next)s"
-    ),
-}
-BULLET = _("• %(item)s")
-NO_MATCH = {
-    "mentee": _(
-        "Merci %(name)s, tes réponses sont bien enregistrées. ✅\n\n"
-        "Pour être honnête : aucune association du Collectif ne peut t'accompagner tout de suite "
-        "là où tu vis et pour ce que tu cherches. Ta demande reste sur la liste d'attente, et "
-        "l'équipe du Collectif est prévenue pour trouver une solution."
-    ),
-    "mentor": _(
-        "Merci %(name)s, vos réponses sont bien enregistrées. ✅\n\n"
-        "Pour être honnête : aucune association du Collectif ne recrute aujourd'hui de mentors "
-        "dans votre situation et près de chez vous. Votre inscription reste sur la liste d'attente, "
-        "et l'équipe du Collectif est prévenue pour trouver une solution."
+        "Merci de vouloir devenir mentor·e ! %(fewest)s à %(most)s questions selon vos réponses, "
+        "3 minutes environ. Vous pouvez revenir en arrière à tout moment avec « Retour »."
     ),
 }
 SENT = _("C'est bon ✅")
 BECOME_MENTOR = _("Devenir mentor·e")
+BACK_TO_QUESTION = _("↩️ Retour")
 ALREADY_IN_PROGRESS = _("Un questionnaire est déjà en cours : reprenons-le.")
-CANCELLED = _(
-    "C'est arrêté : vos réponses n'ont été envoyées à personne. Pour recommencer, tapez /start."
-)
-NOTHING_TO_CANCEL = _("Il n'y a aucun questionnaire en cours. Pour commencer, tapez /start.")
+CANCELLED = {
+    "tu": _(
+        "C'est arrêté : tes réponses n'ont été envoyées à personne. Pour recommencer, tape /start."
+    ),
+    "vous": _(
+        "C'est arrêté : vos réponses n'ont été envoyées à personne. Pour recommencer, tapez /start."
+    ),
+}
+NOTHING_TO_CANCEL = {
+    "tu": _("Il n'y a aucun questionnaire en cours. Pour commencer, tape /start."),
+    "vous": _("Il n'y a aucun questionnaire en cours. Pour commencer, tapez /start."),
+}
 RESTARTED = _("C'est reparti depuis le début.")
-HELP = _(
-    "Je vous aide à trouver une association du Collectif Mentorat, "
-    "en répondant à quelques questions.\n\n"
-    "/start – commencer ou reprendre\n"
-    "/restart – recommencer le questionnaire\n"
-    "/cancel – arrêter le questionnaire\n"
-    "/language – changer de langue\n"
-    "/mydata – voir vos données\n"
-    "/delete – effacer vos données\n"
-    "/help – cette aide"
-)
-CHOOSE_LANGUAGE = _("Dans quelle langue voulez-vous continuer ?")
+REOPENED = _("Pas de souci, on corrige :")
+HELP = {
+    "tu": _(
+        "Je t'aide à trouver une association du Collectif Mentorat, "
+        "en répondant à quelques questions.\n\n"
+        "/start – commencer ou reprendre\n"
+        "/restart – recommencer le questionnaire\n"
+        "/cancel – arrêter le questionnaire\n"
+        "/language – changer de langue\n"
+        "/privacy – qui garde tes données, et pourquoi\n"
+        "/mydata – voir tes données\n"
+        "/delete – effacer tes données\n"
+        "/help – cette aide"
+    ),
+    "vous": _(
+        "Je vous aide à trouver une association du Collectif Mentorat, "
+        "en répondant à quelques questions.\n\n"
+        "/start – commencer ou reprendre\n"
+        "/restart – recommencer le questionnaire\n"
+        "/cancel – arrêter le questionnaire\n"
+        "/language – changer de langue\n"
+        "/privacy – qui garde vos données, et pourquoi\n"
+        "/mydata – voir vos données\n"
+        "/delete – effacer vos données\n"
+        "/help – cette aide"
+    ),
+}
+CHOOSE_LANGUAGE = {
+    "tu": _("Dans quelle langue veux-tu continuer ?"),
+    "vous": _("Dans quelle langue voulez-vous continuer ?"),
+}
 LANGUAGE_NAMES = {"fr": _("Français"), "en": _("English")}
 LANGUAGE_SET = _("C'est noté, je continue en français.")
 FORGED = _("Ce bouton n'est plus valable.")
@@ -167,12 +186,17 @@ KEPT_REQUEST = {
 }
 REQUEST_SENT = {
     "mentee": _("Ta demande a bien été envoyée à <b>%(association)s</b> : %(status)s."),
+    "referral": _("Votre demande a bien été envoyée à <b>%(association)s</b> : %(status)s."),
     "mentor": _("Votre inscription a bien été envoyée à <b>%(association)s</b> : %(status)s."),
 }
 REQUEST_WAITING = {
     "mentee": _(
         "Ta demande est bien enregistrée, sur la liste d'attente : l'équipe du Collectif cherche "
         "une association qui peut t'accompagner."
+    ),
+    "referral": _(
+        "Votre demande est bien enregistrée, sur la liste d'attente : l'équipe du Collectif "
+        "cherche une association qui peut accompagner ce ou cette jeune."
     ),
     "mentor": _(
         "Votre inscription est bien enregistrée, sur la liste d'attente : l'équipe du Collectif "
@@ -181,8 +205,15 @@ REQUEST_WAITING = {
 }
 
 
-def welcome(language: str) -> Reply:
-    return Reply(language, screens=(Notice(WELCOME, FLOW_BUTTONS),))
+def welcome(language: str, person: Person | None = None) -> Reply:
+    return Reply(language, screens=(_choices(person),))
+
+
+def _choices(person: Person | None) -> Notice:
+    """The three ways in: with the greeting for a newcomer, shorter for someone known."""
+    if person is None or person.address is None:
+        return Notice(WELCOME, FLOW_BUTTONS)
+    return Notice(WELCOME_AGAIN[address_of(person)], FLOW_BUTTONS)
 
 
 async def start(
@@ -191,24 +222,34 @@ async def start(
     conversation: Conversation | None,
     payload: str | None,
     language: str,
+    sender: Sender,
 ) -> Reply:
     """/start: the welcome, or the question where the person stopped."""
     if payload and DEEP_LINK_PAYLOAD.match(payload):
         person.source = payload
     roles = await uow.coordinators.of_person(person.telegram_id)
     if roles and conversation is None:
-        return Reply(language, screens=(Notice(COORDINATOR_HELLO), Notice(WELCOME, FLOW_BUTTONS)))
+        return Reply(language, screens=(Notice(COORDINATOR_HELLO), _choices(person)))
     if conversation is not None:
         outcome = engine.current(FLOWS[conversation.flow], conversation.state())
         return Reply(language, screens=(Notice(WELCOME_BACK), *_screens(outcome)))
-    status = await request_status(uow, person)
+    ended = await _ended_early(uow, person)
+    if ended is not None:
+        # The questionnaire stopped on one answer (an age typed wrong, a "Non"): /start takes
+        # the person back to that question rather than to question 1.
+        asked = _reopen(uow, ended, sender.now, language)
+        if asked is not None:
+            return Reply(language, screens=(Notice(WELCOME_BACK), asked))
+    status = await request_status(uow, person, sender)
     if status is not None:
         # Already signed up: where the request stands first, then the usual choices.
-        return Reply(language, screens=(status, Notice(WELCOME, FLOW_BUTTONS)))
-    return welcome(language)
+        return Reply(language, screens=(status, _choices(person)))
+    return welcome(language, person)
 
 
-async def request_status(uow: UnitOfWork, person: Person) -> Notice | None:
+async def request_status(
+    uow: UnitOfWork, person: Person, sender: Sender | None = None
+) -> Notice | None:
     """Where the person's latest request stands: which association has it, and what became of it."""
     # A withdrawn request was replaced: it is no one's request any more.
     profiles = [
@@ -217,12 +258,14 @@ async def request_status(uow: UnitOfWork, person: Person) -> Notice | None:
     if not profiles:
         return None
     profile = profiles[-1]
+    if profile.status in (ProfileStatus.AWAITING_PARENT, ProfileStatus.NOT_CONFIRMED):
+        return await parental.status_notice(uow, profile, sender)
     handoffs = await uow.handoffs.of_profile(profile.id)
     record = await uow.catalog.get(handoffs[-1].association_id) if handoffs else None
     if profile.status == ProfileStatus.WAITING or not handoffs or record is None:
-        return Notice(REQUEST_WAITING[profile.role])
+        return Notice(REQUEST_WAITING[profile.flow])
     status = HANDOFF_STATES[HandoffStatus(handoffs[-1].status)]
-    return Notice(REQUEST_SENT[profile.role].fmt(association=record.name, status=status))
+    return Notice(REQUEST_SENT[profile.flow].fmt(association=record.name, status=status))
 
 
 async def resume(
@@ -236,7 +279,7 @@ async def resume(
     status = await request_status(uow, person)
     if status is None:
         # Not started yet (the lost reply was the welcome, or help): the welcome, again.
-        return welcome(language)
+        return welcome(language, person)
     return Reply(language, screens=(status,))
 
 
@@ -254,7 +297,9 @@ async def choose_flow(
     if conversation is not None:
         outcome = engine.current(FLOWS[conversation.flow], conversation.state())
         return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
-    found = await open_request(uow, person, flow.name)
+    # A parent may sign up two children, a teacher a whole class: one open request per person
+    # and role is for the people who sign themselves up.
+    found = None if flow.name == "referral" else await open_request(uow, person, flow.name)
     if found is not None:
         # One open request per person and role: two would go to two associations at once.
         profile, record = found
@@ -297,6 +342,50 @@ async def replace_request(
     )
 
 
+async def _ended_early(uow: UnitOfWork, person: Person) -> Conversation | None:
+    """The person's last questionnaire, if it ended early on an answer (and nothing since)."""
+    latest = await uow.conversations.latest_for(person)
+    if latest is None or latest.status != Status.EXITED or not latest.step:
+        return None
+    return latest
+
+
+def _reopen(
+    uow: UnitOfWork, conversation: Conversation, now: datetime, language: str
+) -> Ask | None:
+    flow = FLOWS.get(conversation.flow)
+    if flow is None:
+        return None
+    asked = engine.reopen(flow, conversation.state())
+    if not isinstance(asked, Ask):
+        return None
+    conversation.save(asked.state, now)
+    _milestone(uow, conversation, asked.step.key, Milestone.REACHED, now, language)
+    return asked
+
+
+async def reopen(
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation | None,
+    sender: Sender,
+    step: str,
+    language: str,
+) -> Reply:
+    """ "Retour" under an early end: the question that ended the questionnaire, again."""
+    if conversation is not None:
+        outcome = engine.current(FLOWS[conversation.flow], conversation.state())
+        return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+    ended = await _ended_early(uow, person)
+    if ended is None or ended.step != step:
+        # An older end, or one already undone (a double tap): nothing to go back to.
+        return Reply(language, toast=ALREADY_ANSWERED)
+    asked = _reopen(uow, ended, sender.now, language)
+    if asked is None:
+        return Reply(language, toast=ALREADY_ANSWERED)
+    return Reply(language, screens=(Notice(REOPENED), asked), echo=BACK_TO_QUESTION)
+
+
 def keep_request(flow_name: str, language: str) -> Reply:
     text = KEPT_REQUEST.get(flow_name)
     if text is None:
@@ -309,9 +398,9 @@ async def open_request(
 ) -> tuple[Profile, AssociationRecord | None] | None:
     """The person's request of this role still in an association's hands (with it), or on the
     waiting list (None for the association); None when there is none."""
-    profiles = [p for p in await uow.profiles.for_person(person) if p.role == role]
+    profiles = [p for p in await uow.profiles.for_person(person) if p.flow == role]
     for profile in reversed(profiles):
-        if profile.status == ProfileStatus.WAITING:
+        if profile.status in (ProfileStatus.WAITING, ProfileStatus.AWAITING_PARENT):
             return profile, None
         if profile.status != ProfileStatus.MATCHED:
             continue
@@ -322,6 +411,8 @@ async def open_request(
 
 
 def _begin(uow: UnitOfWork, person: Person, sender: Sender, flow: Flow, language: str) -> Reply:
+    # From now on help, errors and /mydata speak to the person as this questionnaire does.
+    person.address = flow.address
     first = engine.begin(flow)
     started = uow.conversations.start(
         person, sender.chat_id, first.state, person.source, sender.now
@@ -329,7 +420,12 @@ def _begin(uow: UnitOfWork, person: Person, sender: Sender, flow: Flow, language
     _milestone(uow, started, first.state.step, Milestone.STARTED, sender.now, language)
     _milestone(uow, started, first.state.step, Milestone.REACHED, sender.now, language)
     log.info("conversation started: flow=%s", flow.name)
-    return Reply(language, screens=(Notice(INTRO[flow.name]), first))
+    return Reply(language, screens=(Notice(intro(flow)), first))
+
+
+def intro(flow: Flow) -> Text:
+    fewest, most = engine.question_range(flow)
+    return INTRO[flow.name].fmt(fewest=fewest, most=most)
 
 
 async def answer(
@@ -345,7 +441,7 @@ async def answer(
     """One answer (typed, a button, a shared contact) to the current step."""
     if conversation is None:
         if isinstance(given, TextInput):
-            return welcome(language)
+            return welcome(language, person)
         return Reply(language, toast=ALREADY_ANSWERED)
     flow = FLOWS[conversation.flow]
     state = conversation.state()
@@ -362,13 +458,15 @@ async def answer(
         return Reply(language, in_place=outcome)
     if isinstance(outcome, Completed):
         result = await _submit(
-            uow, person, conversation, outcome.state, language, sender.now, localize, policy
+            uow, person, conversation, outcome.state, language, sender, localize, policy
         )
-        return Reply(language, screens=(result,), echo=SENT)
+        return Reply(language, screens=result, echo=SENT)
     if isinstance(outcome, Exited):
         _milestone(uow, conversation, state.step, Milestone.EXITED, sender.now, language)
         offer = outcome.offer_flow
-        buttons = (Button(BECOME_MENTOR, ChooseFlow(offer)),) if offer else ()
+        # One slip must not end it all: "Retour" asks the question that ended it again.
+        back = Button(BACK_TO_QUESTION, Reopen(state.step or ""))
+        buttons = (back, Button(BECOME_MENTOR, ChooseFlow(offer))) if offer else (back,)
         return Reply(
             language,
             screens=(Notice(outcome.reason, buttons),),
@@ -388,17 +486,20 @@ async def _submit(
     conversation: Conversation,
     state: ConversationState,
     language: str,
-    now: datetime,
+    sender: Sender,
     localize: Localize,
     policy: Policy,
-) -> Notice:
-    """Store the profile and its consents, match it, and say what happens next."""
+) -> tuple[Screen, ...]:
+    """Store the profile and its consents, match it, and say what happens next. A young person
+    under 15 alone is not handed off: their parent confirms first, from their own account."""
+    now = sender.now
     postal_code = state.answers.get("postal_code")
     profile = uow.profiles.add(
         Profile(
             person_id=person.id,
             conversation_id=conversation.id,
-            role=state.flow,
+            role=ROLE_OF[state.flow],
+            flow=state.flow,
             answers=answers_to_json(state.answers),
             language=language,
             source=conversation.source,
@@ -407,10 +508,7 @@ async def _submit(
         )
     )
     await uow.flush()
-    kinds = [ConsentKind.CONTACT]
-    if state.answers.get("parent_consent"):
-        kinds.append(ConsentKind.PARENTAL)
-    for kind in kinds:
+    for kind, method in _consents_given(state):
         uow.profiles.add_consent(
             Consent(
                 person_id=person.id,
@@ -418,44 +516,26 @@ async def _submit(
                 kind=kind,
                 text_version=CONSENT_VERSION,
                 given_at=now,
+                method=method,
             )
         )
-    result = await route(uow, profile, now, policy)
-    profile.match = match_record(result, language, localize)
-    name = str(state.answers.get("first_name") or "")
-    best = result.best
     _milestone(uow, conversation, None, Milestone.COMPLETED, now, language)
-    if best is None:
-        _milestone(uow, conversation, None, Milestone.NO_MATCH, now, language, profile.department)
-        log.info("profile %s submitted: flow=%s, no association fits", profile.id, state.flow)
-        return Notice(NO_MATCH[state.flow].fmt(name=name))
-    log.info("profile %s matched to %s", profile.id, best.association.slug)
-    association = best.association
-    description = association.description_en if language == "en" else association.description_fr
-    return Notice(
-        MATCHED[state.flow].fmt(
-            name=name,
-            association=association.name,
-            description=description,
-            reasons=Lines(tuple(BULLET.fmt(item=reason) for reason in best.reasons)),
-            next=Lines(best.notes),
-        )
-    )
+    if state.flow == "mentee" and needs_parent(state.answers):
+        return await parental.ask_parent(uow, profile, sender, policy)
+    return (await announce_match(uow, profile, conversation, now, localize, policy),)
 
 
-def match_record(result: MatchResult, language: str, localize: Localize) -> dict[str, object]:
-    """The ranking as the person was told it, kept with the profile."""
-    return {
-        "ranked": [
-            {
-                "slug": candidate.association.slug,
-                "score": round(candidate.score, 2),
-                "reasons": [localize(language, r) for r in candidate.reasons],
-            }
-            for candidate in result.ranked
-        ],
-        "gap": localize("fr", result.gap) if result.gap else None,
-    }
+def _consents_given(state: ConversationState) -> list[tuple[ConsentKind, ConsentMethod]]:
+    """What the questionnaire's answers consent to, and how. A child's own "yes" is only ever
+    their own consent: the parent's comes from the parent (filling in, or through the link)."""
+    given = [(ConsentKind.CONTACT, ConsentMethod.IN_CHAT)]
+    if state.flow != "referral" or not needs_parent(state.answers):
+        return given
+    if state.answers.get("referrer_role") == PARENT:
+        given.append((ConsentKind.PARENTAL, ConsentMethod.IN_CHAT))
+    elif state.answers.get("parent_consent") is True:
+        given.append((ConsentKind.PARENTAL, ConsentMethod.ATTESTED))
+    return given
 
 
 def restart(
@@ -466,7 +546,7 @@ def restart(
     language: str,
 ) -> Reply:
     if conversation is None:
-        return welcome(language)
+        return welcome(language, person)
     state = conversation.state()
     cancelled = ConversationState(state.flow, None, state.answers, status=Status.CANCELLED)
     conversation.save(cancelled, sender.now)
@@ -481,21 +561,26 @@ def restart(
 
 
 def cancel(
-    uow: UnitOfWork, conversation: Conversation | None, sender: Sender, language: str
+    uow: UnitOfWork,
+    person: Person,
+    conversation: Conversation | None,
+    sender: Sender,
+    language: str,
 ) -> Reply:
+    you = address_of(person)
     if conversation is None:
-        return Reply(language, screens=(Notice(NOTHING_TO_CANCEL),))
+        return Reply(language, screens=(Notice(NOTHING_TO_CANCEL[you]),))
     state = conversation.state()
     conversation.save(
         ConversationState(state.flow, None, state.answers, Status.CANCELLED), sender.now
     )
     _milestone(uow, conversation, state.step, Milestone.CANCELLED, sender.now, language)
-    return Reply(language, screens=(Notice(CANCELLED),), close_reply_keyboard=True)
+    return Reply(language, screens=(Notice(CANCELLED[you]),), close_reply_keyboard=True)
 
 
-def show_languages(language: str) -> Reply:
+def show_languages(person: Person, language: str) -> Reply:
     buttons = tuple(Button(LANGUAGE_NAMES[code], ChooseLanguage(code)) for code in LANGUAGES)
-    return Reply(language, screens=(Notice(CHOOSE_LANGUAGE, buttons),))
+    return Reply(language, screens=(Notice(CHOOSE_LANGUAGE[address_of(person)], buttons),))
 
 
 def choose_language(
@@ -511,8 +596,8 @@ def choose_language(
     return Reply(chosen, screens=screens, echo=LANGUAGE_NAMES[chosen])
 
 
-def help_(language: str) -> Reply:
-    return Reply(language, screens=(Notice(HELP),))
+def help_(person: Person, language: str) -> Reply:
+    return Reply(language, screens=(Notice(HELP[address_of(person)]),))
 
 
 def _milestone(

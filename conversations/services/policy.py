@@ -17,6 +17,10 @@ class Policy:
     # Retention (CNIL): unfinished questionnaires, then everything about a person.
     abandoned_after: timedelta = timedelta(days=30)
     retention: timedelta = timedelta(days=3 * 365)
+    # One reminder to a person who stopped half-way through a questionnaire; None: never.
+    nudge_after: timedelta | None = timedelta(hours=24)
+    # How long the link an under-15 forwards to a parent stays valid (a reminder at half-time).
+    parental_link_valid: timedelta = timedelta(days=7)
     # Where /dashboard's sign-in links point (the dashboard's public address).
     dashboard_url: str = "http://127.0.0.1:8080"
 

@@ -8,29 +8,49 @@ message. Anonymous funnel counts stay.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from conversations import engine
 from conversations.entities import Conversation, Person
-from conversations.flows import FLOWS
+from conversations.flows import CONSENT_VERSION, FLOWS
 from conversations.handoff import HandoffStatus
 from conversations.ports import UnitOfWork, UnitOfWorkFactory
 from conversations.services import coordinators, handoffs
 from conversations.services.policy import Policy
+from conversations.services.replies import Notice, Reply, address_of
 from conversations.text import Lines, Text, When, _
 
 log = logging.getLogger(__name__)
 
-NO_DATA = _("Je n'ai aucune donnée sur vous, à part votre identifiant Telegram.")
-MY_DATA = _("<b>Vos données</b>\n\n%(details)s\n\nPour tout effacer : /delete")
+NO_DATA = {
+    "tu": _("Je n'ai aucune donnée sur toi, à part ton identifiant Telegram."),
+    "vous": _("Je n'ai aucune donnée sur vous, à part votre identifiant Telegram."),
+}
+MY_DATA = {
+    "tu": _(
+        "<b>Tes données</b>\n\n%(details)s\n\nLe fichier ci-dessous contient tout ce qui est "
+        "gardé. Pour tout effacer : /delete"
+    ),
+    "vous": _(
+        "<b>Vos données</b>\n\n%(details)s\n\nLe fichier ci-dessous contient tout ce qui est "
+        "gardé. Pour tout effacer : /delete"
+    ),
+}
 MY_DATA_PROFILE = _("Questionnaire envoyé le %(date)s :\n%(answers)s")
 MY_DATA_IN_PROGRESS = _("Questionnaire en cours :\n%(answers)s")
-MY_DATA_CONSENT = _("Accord « %(kind)s » donné le %(date)s (texte %(version)s)")
+MY_DATA_CONSENT = _("Accord « %(kind)s » donné le %(date)s (texte %(version)s), %(method)s")
 MY_DATA_ANSWER = _("• %(title)s : %(value)s")
 CONSENT_KINDS = {"contact": _("être contacté·e"), "parental": _("parental")}
 OTHER_CONSENT = _("autre")
+CONSENT_METHODS = {
+    "in_chat": _("dans cette conversation"),
+    "parent_account": _("confirmé par le parent depuis son propre compte Telegram"),
+    "attested": _("attesté par le ou la professionnel·le, à confirmer avec le parent"),
+}
 # Who received the data (GDPR: the recipients), and what became of it.
 MY_DATA_RECIPIENT = _("Transmis à %(association)s le %(date)s : %(status)s")
 HANDOFF_STATES = {
@@ -44,13 +64,65 @@ HANDOFF_STATES = {
     HandoffStatus.ERASED: _("effacé"),
     HandoffStatus.WITHDRAWN: _("retiré, remplacé par une nouvelle demande"),
 }
-ASK_ERASE = _(
-    "Voulez-vous effacer toutes vos données (réponses, contacts, questionnaires) ? C'est définitif."
-)
+ASK_ERASE = {
+    "tu": _(
+        "Veux-tu effacer toutes tes données (réponses, contacts, questionnaires) ? C'est définitif."
+    ),
+    "vous": _(
+        "Voulez-vous effacer toutes vos données (réponses, contacts, questionnaires) ? C'est "
+        "définitif."
+    ),
+}
 ERASE_YES = _("Oui, tout effacer")
 ERASE_NO = _("Non, garder")
-ERASED = _("C'est fait : toutes vos données ont été effacées. Au revoir, et merci !")
-KEPT = _("D'accord, rien n'a été effacé.")
+ERASED = {
+    "tu": _("C'est fait : toutes tes données ont été effacées. Au revoir, et merci !"),
+    "vous": _("C'est fait : toutes vos données ont été effacées. Au revoir, et merci !"),
+}
+KEPT = {
+    "tu": _("D'accord, rien n'a été effacé."),
+    "vous": _("D'accord, rien n'a été effacé."),
+}
+EXPORT_NAME = "mentorat-data.json"
+EXPORT_CAPTION = {
+    "tu": _("Toutes tes données, dans un fichier (JSON)."),
+    "vous": _("Toutes vos données, dans un fichier (JSON)."),
+}
+# /privacy, in plain words (GDPR art. 12-13): who, what, why, how long, who receives it, rights.
+PRIVACY = {
+    "tu": _(
+        "<b>Tes données, en clair</b>\n\n"
+        "<b>Qui les garde ?</b> Le Collectif Mentorat, qui fait fonctionner ce bot.\n"
+        "<b>Quoi ?</b> Tes réponses au questionnaire, ton identifiant Telegram, tes accords, et "
+        "la date de tes messages. Jamais tes autres conversations.\n"
+        "<b>Pourquoi ?</b> Pour te proposer <u>une</u> association du Collectif et lui "
+        "transmettre ta demande, si tu es d'accord.\n"
+        "<b>Qui les reçoit ?</b> Seulement l'association choisie (et, si elle ne peut pas, la "
+        "suivante : tu en es prévenu·e).\n"
+        "<b>Combien de temps ?</b> Un questionnaire pas fini : %(abandoned)s jours. Une demande "
+        "envoyée : %(years)s ans après ton dernier message, puis tout est effacé.\n"
+        "<b>Avant 15 ans</b>, ton parent doit aussi être d'accord.\n"
+        "<b>Tes droits :</b> voir tes données (/mydata), tout effacer (/delete), corriger tes "
+        "réponses (/restart), et te plaindre à la CNIL (cnil.fr).\n\n"
+        "Texte de l'accord : version %(version)s."
+    ),
+    "vous": _(
+        "<b>Vos données, en clair</b>\n\n"
+        "<b>Qui les garde ?</b> Le Collectif Mentorat, qui fait fonctionner ce bot.\n"
+        "<b>Quoi ?</b> Les réponses au questionnaire, votre identifiant Telegram, les accords "
+        "donnés, et la date de vos messages. Jamais vos autres conversations.\n"
+        "<b>Pourquoi ?</b> Pour proposer <u>une</u> association du Collectif et lui transmettre "
+        "la demande, avec votre accord.\n"
+        "<b>Qui les reçoit ?</b> Seulement l'association choisie (et, si elle ne peut pas, la "
+        "suivante : vous en êtes prévenu·e).\n"
+        "<b>Combien de temps ?</b> Un questionnaire pas fini : %(abandoned)s jours. Une demande "
+        "envoyée : %(years)s ans après votre dernier message, puis tout est effacé.\n"
+        "<b>Pour un ou une jeune de moins de 15 ans</b>, l'accord d'un parent est nécessaire.\n"
+        "<b>Vos droits :</b> voir vos données (/mydata), tout effacer (/delete), corriger les "
+        "réponses (/restart), et vous plaindre à la CNIL (cnil.fr).\n\n"
+        "Texte de l'accord : version %(version)s."
+    ),
+}
 
 # People erased per retention query; each in its own transaction.
 RETENTION_BATCH = 500
@@ -58,13 +130,14 @@ RETENTION_BATCH = 500
 
 async def my_data(uow: UnitOfWork, person: Person, conversation: Conversation | None) -> Text:
     """Everything stored about a person, and who received it (GDPR: access, recipients)."""
+    you = address_of(person)
     parts: list[Text] = []
     profiles = await uow.profiles.for_person(person)
     for profile in profiles:
         parts.append(
             MY_DATA_PROFILE.fmt(
                 date=When(profile.submitted_at),
-                answers=Lines(answers_text(profile.role, profile.answers)),
+                answers=Lines(answers_text(profile.flow, profile.answers)),
             )
         )
     for consent in await uow.profiles.consents_for(person):
@@ -73,6 +146,7 @@ async def my_data(uow: UnitOfWork, person: Person, conversation: Conversation | 
                 kind=CONSENT_KINDS.get(consent.kind, OTHER_CONSENT),
                 date=When(consent.given_at),
                 version=consent.text_version,
+                method=CONSENT_METHODS.get(consent.method, CONSENT_METHODS["in_chat"]),
             )
         )
     for handoff, name in await uow.handoffs.recipients([p.id for p in profiles]):
@@ -88,8 +162,78 @@ async def my_data(uow: UnitOfWork, person: Person, conversation: Conversation | 
             MY_DATA_IN_PROGRESS.fmt(answers=Lines(answers_text(state.flow, state.answers)))
         )
     if not parts:
-        return NO_DATA
-    return MY_DATA.fmt(details=Lines(tuple(parts)))
+        return NO_DATA[you]
+    return MY_DATA[you].fmt(details=Lines(tuple(parts)))
+
+
+async def my_data_document(
+    uow: UnitOfWork, person: Person, conversation: Conversation | None, now: datetime
+) -> bytes:
+    """Everything stored about the person, as JSON (GDPR art. 15 and 20: access, portability).
+
+    The raw values as stored, with the questions' keys: what the bot keeps, not a rendering."""
+    profiles = await uow.profiles.for_person(person)
+    recipients = await uow.handoffs.recipients([p.id for p in profiles])
+    data: dict[str, Any] = {
+        "exported_at": now.isoformat(),
+        "telegram_id": person.telegram_id,
+        "first_contact_at": person.created_at.isoformat(),
+        "last_seen_at": person.last_seen_at.isoformat(),
+        "language": person.language,
+        "telegram_language": person.telegram_language,
+        "source": person.source,
+        "questionnaires_sent": [
+            {
+                "id": p.id,
+                "questionnaire": p.flow,
+                "submitted_at": p.submitted_at.isoformat(),
+                "answers": p.answers,
+                "status": p.status,
+                "department": p.department,
+                "source": p.source,
+            }
+            for p in profiles
+        ],
+        "consents": [
+            {
+                "kind": c.kind,
+                "given_at": c.given_at.isoformat(),
+                "text_version": c.text_version,
+                "method": c.method,
+                "profile_id": c.profile_id,
+            }
+            for c in await uow.profiles.consents_for(person)
+        ],
+        "sent_to": [
+            {
+                "profile_id": h.profile_id,
+                "association": name,
+                "at": h.created_at.isoformat(),
+                "status": h.status,
+            }
+            for h, name in recipients
+        ],
+        "questionnaire_in_progress": (
+            None
+            if conversation is None
+            else {
+                "questionnaire": conversation.flow,
+                "started_at": conversation.started_at.isoformat(),
+                "answers": conversation.answers,
+                "current_question": conversation.step,
+            }
+        ),
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2).encode()
+
+
+def privacy_notice(person: Person, language: str, policy: Policy) -> Reply:
+    abandoned = policy.abandoned_after.days
+    years = policy.retention.days // 365
+    text = PRIVACY[address_of(person)].fmt(
+        abandoned=abandoned, years=years, version=CONSENT_VERSION
+    )
+    return Reply(language, screens=(Notice(text),))
 
 
 def answers_text(flow_name: str, answers: object) -> tuple[Text, ...]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 from conversations.engine import Echo
+from conversations.entities import Person
 from conversations.model import Ask, Summary
 from conversations.ports import CardButton
 from conversations.services.actions import Action
@@ -37,7 +38,16 @@ class Chart:
     caption: Text
 
 
-Screen: TypeAlias = Ask | Summary | Notice | Chart
+@dataclass(frozen=True)
+class Document:
+    """A file sent in the chat (the person's data, as JSON): its name, its bytes, a caption."""
+
+    filename: str
+    content: bytes
+    caption: Text
+
+
+Screen: TypeAlias = Ask | Summary | Notice | Chart | Document
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class Reply:
     # A coordinator's press changes the buttons of the card they pressed.
     card_keyboard: CardKeyboard | None = None
     duplicate: bool = False
+    # "tu" or "vous": how the texts the edge adds (help, errors, the summary) speak to them.
+    address: str = "vous"
 
 
 @dataclass(frozen=True)
@@ -77,3 +89,12 @@ class Sender:
     now: datetime
     # Kept only when the person joins as a coordinator (shown to colleagues and to contacts).
     first_name: str = ""
+    # The bot's @username, for the t.me links it hands out (a parent's confirmation link).
+    bot_username: str = ""
+
+
+def address_of(person: Person | None) -> str:
+    """How a person is spoken to: as their questionnaire did, "vous" before they chose one."""
+    if person is not None and person.address in ("tu", "vous"):
+        return person.address
+    return "vous"

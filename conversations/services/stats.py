@@ -490,5 +490,9 @@ async def funnel_rows(
 
 
 # How the staff's pages, /stats and the digest name the flows and their steps.
-FLOW_NAMES = {"mentee": _("Jeunes"), "mentor": _("Mentors")}
+FLOW_NAMES = {
+    "mentee": _("Jeunes"),
+    "referral": _("Jeunes inscrits par un parent ou un·e pro"),
+    "mentor": _("Mentors"),
+}
 STEP_TITLES = {name: {step.key: step.title for step in flow.steps} for name, flow in FLOWS.items()}

@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from conversations.entities import Person
 from conversations.ports import Conflict, Localize, UnitOfWork, UnitOfWorkFactory
-from conversations.services import access, coordinators, handoffs, onboarding, privacy
+from conversations.services import (
+    access,
+    coordinators,
+    handoffs,
+    onboarding,
+    parental,
+    privacy,
+    reach,
+)
 from conversations.services.actions import (
     Action,
     ActOnHandoff,
     Answer,
+    AnswerParental,
     AskDashboard,
     AskErase,
     Cancel,
+    ChatMemberChanged,
     ChooseFlow,
     ChooseLanguage,
     ConfirmErase,
@@ -29,16 +40,27 @@ from conversations.services.actions import (
     KeepData,
     KeepRequest,
     PauseAssociation,
+    Reopen,
     ReplaceRequest,
     Restart,
+    ResumeQuestionnaire,
     ShowLanguages,
     ShowMyData,
+    ShowPrivacy,
     ShowQueue,
     Start,
 )
 from conversations.services.cards import CANCEL
 from conversations.services.policy import Policy
-from conversations.services.replies import Button, CardKeyboard, Notice, Reply, Sender
+from conversations.services.replies import (
+    Button,
+    CardKeyboard,
+    Document,
+    Notice,
+    Reply,
+    Sender,
+    address_of,
+)
 from conversations.text import Text, pick_language
 
 log = logging.getLogger(__name__)
@@ -69,6 +91,8 @@ async def handle(
                     sender.telegram_id, sender.telegram_language, sender.now
                 )
                 reply = await _dispatch(uow, person, sender, action, policy, localize)
+                # After the use-case: choosing a questionnaire sets how the person is addressed.
+                reply = replace(reply, address=address_of(person))
                 uow.updates.record(sender.update_id, sender.now)
                 await uow.commit()
                 if uow.outbox.enqueued:
@@ -84,11 +108,13 @@ async def resume(unit_of_work: UnitOfWorkFactory, telegram_id: int) -> Reply:
     """The reply a person is owed after a crash (their update was handled, its answer lost)."""
     async with unit_of_work() as uow:
         person = await uow.people.by_telegram_id(telegram_id)
-        if person is None:
+        if person is None or person.blocked_at is not None:
+            # Nobody, or somebody who blocked the bot: nothing to send (it would be refused).
             return Reply(language="fr")
         language = pick_language(person.language, person.telegram_language)
         conversation = await uow.conversations.active_for(person)
-        return await onboarding.resume(uow, person, conversation, language)
+        reply = await onboarding.resume(uow, person, conversation, language)
+        return replace(reply, address=address_of(person))
 
 
 async def forget_old_updates(unit_of_work: UnitOfWorkFactory, now: datetime) -> int:
@@ -108,11 +134,16 @@ async def _dispatch(
 ) -> Reply:
     language = pick_language(person.language, person.telegram_language)
     conversation = await uow.conversations.active_for(person)
+    if person.blocked_at is not None and not isinstance(action, ChatMemberChanged):
+        # They write again: they unblocked the bot, even if that update was lost.
+        person.blocked_at = None
     match action:
         case Start(payload) if payload and payload.startswith(coordinators.INVITE_PREFIX):
             return await _invited(uow, payload, sender.now, language)
+        case Start(payload) if payload and payload.startswith(parental.LINK_PREFIX):
+            return await parental.open_link(uow, person, payload, sender, language, localize)
         case Start(payload):
-            return await onboarding.start(uow, person, conversation, payload, language)
+            return await onboarding.start(uow, person, conversation, payload, language, sender)
         case ChooseFlow(flow):
             return await onboarding.choose_flow(uow, person, conversation, sender, flow, language)
         case ReplaceRequest(flow, profile_id):
@@ -128,27 +159,48 @@ async def _dispatch(
         case Restart():
             return onboarding.restart(uow, person, conversation, sender, language)
         case Cancel():
-            return onboarding.cancel(uow, conversation, sender, language)
+            return onboarding.cancel(uow, person, conversation, sender, language)
+        case Reopen(step):
+            return await onboarding.reopen(uow, person, conversation, sender, step, language)
+        case ResumeQuestionnaire():
+            return await onboarding.resume(uow, person, conversation, language)
         case Help():
-            return onboarding.help_(language)
+            return onboarding.help_(person, language)
+        case ShowPrivacy():
+            return privacy.privacy_notice(person, language, policy)
+        case AnswerParental(token, agreed):
+            return await parental.answer(
+                uow, person, sender, token, agreed, language, localize, policy
+            )
+        case ChatMemberChanged(blocked):
+            await reach.chat_member(uow, person, blocked, sender.now)
+            return Reply(language)
         case ShowLanguages():
-            return onboarding.show_languages(language)
+            return onboarding.show_languages(person, language)
         case ChooseLanguage(chosen):
             return onboarding.choose_language(person, conversation, chosen, language)
         case ShowMyData():
+            you = address_of(person)
             details = await privacy.my_data(uow, person, conversation)
-            return Reply(language, screens=(Notice(details),))
+            if details == privacy.NO_DATA[you]:
+                return Reply(language, screens=(Notice(details),))
+            export = await privacy.my_data_document(uow, person, conversation, sender.now)
+            document = Document(privacy.EXPORT_NAME, export, privacy.EXPORT_CAPTION[you])
+            return Reply(language, screens=(Notice(details), document))
         case AskErase():
+            you = address_of(person)
             buttons = (
                 Button(privacy.ERASE_YES, ConfirmErase()),
                 Button(privacy.ERASE_NO, KeepData()),
             )
-            return Reply(language, screens=(Notice(privacy.ASK_ERASE, buttons),))
+            return Reply(language, screens=(Notice(privacy.ASK_ERASE[you], buttons),))
         case ConfirmErase():
+            you = address_of(person)
             await privacy.erase(uow, person, sender.now, policy)
-            return Reply(language, screens=(Notice(privacy.ERASED),), echo=privacy.ERASE_YES)
+            return Reply(language, screens=(Notice(privacy.ERASED[you]),), echo=privacy.ERASE_YES)
         case KeepData():
-            return Reply(language, screens=(Notice(privacy.KEPT),), echo=privacy.ERASE_NO)
+            you = address_of(person)
+            return Reply(language, screens=(Notice(privacy.KEPT[you]),), echo=privacy.ERASE_NO)
         case ActOnHandoff(handoff_id):
             pressed = await handoffs.act(uow, sender.telegram_id, action, sender.now, policy)
             keyboard = (

@@ -23,6 +23,10 @@ PERSON_FOUND = {
         "Bonne nouvelle : une place s'est ouverte ! Ta demande est transmise à "
         "<b>%(association)s</b>, qui va te contacter."
     ),
+    "referral": _(
+        "Bonne nouvelle : une place s'est ouverte ! Votre demande pour %(name)s est transmise à "
+        "<b>%(association)s</b>, qui va vous contacter."
+    ),
     "mentor": _(
         "Bonne nouvelle : une association peut maintenant vous accueillir ! Votre inscription "
         "est transmise à <b>%(association)s</b>, qui va vous contacter."
@@ -44,7 +48,10 @@ async def retry_waiting(unit_of_work: UnitOfWorkFactory, now: datetime, policy: 
             person = await uow.people.get(profile.person_id)
             if best is None or person is None:
                 continue  # still nothing: leave without committing
-            text = PERSON_FOUND[profile.role].fmt(association=best.association.name)
+            text = PERSON_FOUND[profile.flow].fmt(
+                association=best.association.name,
+                name=str(profile.answers.get("first_name") or ""),
+            )
             key = f"found:{profile.id}:{best.association.slug}"
             await tell_person(uow, key, person, profile, text, now)
             await uow.commit()

@@ -211,12 +211,11 @@ async def test_an_admin_reads_every_figure_pauses_an_association_and_invites_a_c
         # step: reached, answered, refused, back, stopped there
         "first_name": ["2", "2", "0", "0", "0"],
         "age": ["2", "1", "1", "0", "1"],
-        "filled_by": ["0", "0", "0", "0", "0"],
         "postal_code": ["1", "1", "0", "0", "0"],
         "situation": ["1", "1", "0", "1", "0"],
         "needs": ["1", "1", "0", "0", "0"],
         "consent": ["1", "1", "0", "0", "0"],
-        "parent_consent": ["0", "0", "0", "0", "0"],
+        "parent_name": ["0", "0", "0", "0", "0"],
     }
     for step, figures in expected.items():
         shown = await cells(page, f'#funnel-mentee tr[data-step="{step}"]')

@@ -9,10 +9,12 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Locator, Page, async_playwright, expect
 
-from bot.sandbox.runner import run_sandbox
+from bot.sandbox.emulator import BotApiEmulator
+from bot.sandbox.runner import SANDBOX_TOKEN, run_sandbox
 from bot.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,11 +37,23 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def sandbox_url(tmp_path: Path) -> AsyncIterator[str]:
+def emulators() -> list[BotApiEmulator]:
+    """Each emulator the sandbox started (a reset starts another), newest last."""
+    return []
+
+
+@pytest.fixture
+async def sandbox_url(tmp_path: Path, emulators: list[BotApiEmulator]) -> AsyncIterator[str]:
     port = free_port()
     ready = asyncio.Event()
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}")
-    task = asyncio.create_task(run_sandbox(settings, "127.0.0.1", port, ready=ready))
+
+    async def started(emulator: BotApiEmulator) -> None:
+        emulators.append(emulator)
+
+    task = asyncio.create_task(
+        run_sandbox(settings, "127.0.0.1", port, ready=ready, on_ready=started)
+    )
     ready_wait = asyncio.create_task(ready.wait())
     await asyncio.wait({task, ready_wait}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
@@ -159,3 +173,31 @@ async def test_starting_over_empties_the_chats_and_the_bot_answers_again(page: P
     # A fresh database: the bot greets a newcomer instead of resuming at the first name.
     await bot_asks(young, "Qui êtes-vous")
     await expect(young.locator(".message")).to_have_count(2)
+
+
+async def test_a_document_the_bot_sends_is_a_link_that_downloads_it(
+    page: Page, emulators: list[BotApiEmulator]
+) -> None:
+    # The admin persona wrote to the bot at start-up, so the bot may send it a file.
+    # As PTB (httpx) sends it: the file name in UTF-8, not percent-encoded as aiohttp would.
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("chat_id", "800001")
+    form.add_field("caption", "<b>Export</b> de la semaine")
+    form.add_field("parse_mode", "HTML")
+    form.add_field("document", b'{"a":1}', filename="données.json")
+    url = f"{emulators[-1].base_url}{SANDBOX_TOKEN}/sendDocument"
+    async with aiohttp.ClientSession() as http, http.post(url, data=form) as response:
+        assert response.status == 200
+
+    await page.get_by_role("tab", name="Équipe du Collectif").click()
+    admin = page.locator("#pane-800001")
+    link = admin.get_by_role("link", name="📄 données.json")
+    await expect(link).to_have_attribute("download", "données.json")
+    await expect(admin.locator(".message.from-bot").last).to_contain_text("application/json · 7 o")
+    await expect(admin.locator(".message.from-bot .caption b")).to_have_text("Export")
+    async with page.expect_download() as started:
+        await link.click()
+    download = await started.value
+    assert download.suggested_filename == "données.json"
+    saved = Path(await download.path())
+    assert await asyncio.to_thread(saved.read_bytes) == b'{"a":1}'

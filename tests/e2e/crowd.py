@@ -371,7 +371,7 @@ def expected_answers(name: str, phone: str) -> dict[str, Any]:
     }
 
 
-QUESTION_HEADER = re.compile(r"^Question (\d+)/", re.MULTILINE)
+QUESTION_HEADER = re.compile(r"^Question (\d+) ·", re.MULTILINE)
 
 
 def rank(message: ChatMessage) -> int | None:

@@ -239,7 +239,7 @@ async def test_after_filtering_on_all_flows_each_flow_shows_its_own_chart(
             re.S,
         )
     )
-    assert set(sources) == {"mentee", "mentor"}
+    assert set(sources) == {"mentee", "referral", "mentor"}
     charts = {}
     for flow, src in sources.items():
         response = await client.get(src.replace("&amp;", "&"))

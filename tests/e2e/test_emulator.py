@@ -836,6 +836,280 @@ async def test_a_photo_over_10_mb_is_too_big_and_ptb_sees_telegram_s_error(
     assert ines.drain() == []
 
 
+# -- documents --------------------------------------------------------------------------------
+
+
+async def send_form(
+    http: aiohttp.ClientSession,
+    emu: BotApiEmulator,
+    method: str,
+    files: dict[str, tuple[bytes, str]] | None = None,
+    **params: str,
+) -> tuple[int, dict[str, Any]]:
+    """A multipart/form-data call, as PTB sends new files: each file a part with its name."""
+    form = aiohttp.FormData()
+    for name, value in params.items():
+        form.add_field(name, value)
+    for name, (data, file_name) in (files or {}).items():
+        form.add_field(name, data, filename=file_name, content_type="application/octet-stream")
+    async with http.post(f"{emu.base_url}{TOKEN}/{method}", data=form) as response:
+        return response.status, await response.json()
+
+
+def sandbox_root(emu: BotApiEmulator) -> str:
+    return emu.base_url.removesuffix("/bot") + "/sandbox/api/users"
+
+
+async def test_an_uploaded_json_file_reaches_the_person_with_its_name_type_size_and_bytes(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Merci", callback_data="ok")]])
+
+    sent = await bot.send_document(
+        1001,
+        telegram.InputFile(b'{"a":1}', filename="data.json"),
+        caption="<b>Tes données</b> &amp; réponses",
+        parse_mode="HTML",
+        reply_markup=keyboard,
+        protect_content=True,
+    )
+
+    message = await ines.next_document()
+    assert message.text is None
+    assert message.document is not None
+    assert message.document["file_name"] == "data.json"
+    assert message.document["mime_type"] == "application/json"
+    assert message.document["file_size"] == 7
+    assert message.document_file is not None
+    assert json.loads(message.document_file) == {"a": 1}
+    assert message.caption == "Tes données & réponses"
+    assert message.caption_entities == [{"type": "bold", "offset": 0, "length": 11}]
+    assert message.button_texts == ["Merci"]
+    # What PTB got back is Telegram's Message with its Document.
+    assert sent.document is not None
+    assert (sent.document.file_name, sent.document.mime_type) == ("data.json", "application/json")
+    assert sent.document.file_size == 7
+    assert sent.document.file_id
+    assert sent.document.file_unique_id
+    assert sent.caption == "Tes données & réponses"
+    assert sent.has_protected_content is True
+    assert message.to_sandbox()["document"] == {
+        "file_name": "data.json",
+        "mime_type": "application/json",
+        "file_size": 7,
+        "url": f"/sandbox/api/users/1001/documents/{sent.message_id}",
+    }
+
+
+async def test_the_mime_type_comes_from_the_file_name_whatever_the_part_claims(
+    http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    # Telegram's server keeps the uploaded file, not the Content-Type of its part.
+    files = {"report": (b"a;b\n1;2\n", "bilan.csv"), "blob": (b"\x00\x01", "export")}
+    _, csv = await send_form(
+        http, emu, "sendDocument", files, chat_id="1001", document="attach://report"
+    )
+    _, blob = await send_form(
+        http, emu, "sendDocument", files, chat_id="1001", document="attach://blob"
+    )
+
+    assert csv["result"]["document"]["mime_type"] == "text/csv"
+    assert csv["result"]["document"]["file_name"] == "bilan.csv"
+    assert blob["result"]["document"]["mime_type"] == "application/octet-stream"
+    assert [m.document_file for m in ines.messages] == [b"a;b\n1;2\n", b"\x00\x01"]
+
+
+async def test_a_document_sent_again_by_file_id_keeps_its_name_and_bytes(
+    bot: telegram.Bot, ines: EmulatedUser
+) -> None:
+    first = await bot.send_document(1001, telegram.InputFile(b'{"a":1}', filename="data.json"))
+    assert first.document is not None
+
+    again = await bot.send_document(1001, first.document.file_id, caption="Encore")
+    ines.send_document("cv.pdf", "application/pdf")
+    updates = await bot.get_updates(timeout=0)
+    theirs = updates[-1].message
+    assert theirs is not None
+    assert theirs.document is not None
+    forwarded = await bot.send_document(1001, theirs.document.file_id)
+
+    assert again.document is not None
+    assert again.document.file_id == first.document.file_id
+    assert again.document.file_unique_id == first.document.file_unique_id
+    assert again.document.file_name == "data.json"
+    assert again.caption == "Encore"
+    shown = [await ines.next_document() for _ in range(3)]
+    assert [m.document_file for m in shown] == [b'{"a":1}', b'{"a":1}', None]
+    assert forwarded.document is not None
+    assert forwarded.document.file_name == "cv.pdf"
+    # A file the bot never had cannot be downloaded from the page.
+    assert shown[2].to_sandbox()["document"]["url"] is None
+
+
+async def test_send_document_refuses_what_telegram_refuses_with_its_descriptions(
+    bot: telegram.Bot, http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    a_file = {"document": (b'{"a":1}', "data.json")}
+    status, missing = await send_form(http, emu, "sendDocument", chat_id="1001", caption="Rien")
+    _, unattached = await send_form(
+        http,
+        emu,
+        "sendDocument",
+        {"report": (b"{}", "d.json")},
+        chat_id="1001",
+        document="attach://other",
+    )
+    _, empty = await send_form(
+        http, emu, "sendDocument", {"document": (b"", "vide.json")}, chat_id="1001"
+    )
+    _, unknown = await call(http, emu, "sendDocument", chat_id=1001, document="no-such-file-id")
+    _, too_long = await send_form(
+        http, emu, "sendDocument", a_file, chat_id="1001", caption="a" * 1025
+    )
+    _, markdown = await send_form(
+        http, emu, "sendDocument", a_file, chat_id="1001", caption="*gras*", parse_mode="MarkdownV2"
+    )
+    _, bad_markup = await send_form(
+        http,
+        emu,
+        "sendDocument",
+        a_file,
+        chat_id="1001",
+        reply_markup='{"inline_keyboard": [[{"text": "x"}]]}',
+    )
+    _, no_chat = await send_form(http, emu, "sendDocument", a_file, chat_id="424242")
+    photo = await bot.send_photo(1001, telegram.InputFile(a_png(4, 4), filename="p.png"))
+    _, photo_as_document = await call(
+        http, emu, "sendDocument", chat_id=1001, document=photo.photo[-1].file_id
+    )
+    document = await bot.send_document(1001, telegram.InputFile(b"{}", filename="d.json"))
+    assert document.document is not None
+    _, document_as_photo = await call(
+        http, emu, "sendPhoto", chat_id=1001, photo=document.document.file_id
+    )
+
+    assert status == 400
+    assert missing == {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: there is no document in the request",
+    }
+    assert unattached["description"] == "Bad Request: there is no document in the request"
+    assert empty["description"] == "Bad Request: file must be non-empty"
+    assert unknown["description"] == "Bad Request: wrong file identifier/HTTP URL specified"
+    assert too_long["description"] == "Bad Request: message caption is too long"
+    assert markdown["error_code"] == 400
+    assert "unsupported parse_mode" in markdown["description"]
+    assert bad_markup["error_code"] == 400
+    assert no_chat["description"] == "Bad Request: chat not found"
+    assert photo_as_document["description"] == (
+        "Bad Request: can't use file of type Photo as Document"
+    )
+    assert document_as_photo["description"] == (
+        "Bad Request: can't use file of type Document as Photo"
+    )
+    # Only the photo and the document sent to be reused reached the chat.
+    assert [(bool(m.photo), m.document is not None) for m in ines.drain()] == [
+        (True, False),
+        (False, True),
+    ]
+
+
+async def test_a_person_who_blocked_the_bot_or_never_started_gets_no_document(
+    bot: telegram.Bot, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    ines.block()
+    with pytest.raises(Forbidden, match="Forbidden: bot was blocked by the user"):
+        await bot.send_document(1001, telegram.InputFile(b"{}", filename="d.json"))
+    stranger = emu.user(1006, "Jamais")
+    with pytest.raises(Forbidden, match="bot can't initiate conversation with a user"):
+        await bot.send_document(stranger.id, telegram.InputFile(b"{}", filename="d.json"))
+    assert ines.drain() == []
+
+
+async def test_a_document_over_50_mb_is_refused_with_413_request_entity_too_large(
+    bot: telegram.Bot, http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    big = b"0" * (50 * 1024 * 1024 + 1)
+
+    status, answer = await send_form(
+        http, emu, "sendDocument", {"document": (big, "big.bin")}, chat_id="1001"
+    )
+    with pytest.raises(NetworkError, match="Request Entity Too Large"):
+        await bot.send_document(1001, telegram.InputFile(big, filename="big.bin"))
+
+    assert (status, answer["description"]) == (413, "Request Entity Too Large")
+    assert ines.drain() == []
+
+
+async def test_a_document_from_an_http_url_is_fetched_if_it_is_a_pdf_zip_or_gif(
+    bot: telegram.Bot, http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    async def pdf(_request: web.Request) -> web.Response:
+        return web.Response(body=b"%PDF-1.7 rapport", content_type="application/pdf")
+
+    async def json_file(_request: web.Request) -> web.Response:
+        return web.Response(body=b'{"a":1}', content_type="application/json")
+
+    site = web.Application()
+    site.router.add_get("/files/rapport final.pdf", pdf)
+    site.router.add_get("/files/data.json", json_file)
+    runner = web.AppRunner(site)
+    await runner.setup()
+    server = web.TCPSite(runner, "127.0.0.1", 0)
+    await server.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}/files"
+    try:
+        sent = await bot.send_document(1001, f"{base}/rapport%20final.pdf")
+        _, not_a_pdf = await call(
+            http, emu, "sendDocument", chat_id=1001, document=f"{base}/data.json"
+        )
+        _, gone = await call(http, emu, "sendDocument", chat_id=1001, document=f"{base}/no.pdf")
+    finally:
+        await runner.cleanup()
+
+    assert sent.document is not None
+    assert (sent.document.file_name, sent.document.mime_type) == (
+        "rapport final.pdf",
+        "application/pdf",
+    )
+    assert (await ines.next_document()).document_file == b"%PDF-1.7 rapport"
+    assert not_a_pdf["description"] == "Bad Request: wrong type of the web page content"
+    assert gone["description"] == "Bad Request: failed to get HTTP URL content"
+
+
+async def test_the_sandbox_page_downloads_a_document_the_bot_sent_and_nothing_else(
+    bot: telegram.Bot, http: aiohttp.ClientSession, emu: BotApiEmulator, ines: EmulatedUser
+) -> None:
+    sent = await bot.send_document(
+        1001, telegram.InputFile(b'{"a":1}', filename="données élève.json")
+    )
+    text = await bot.send_message(1001, "pas un fichier")
+    root = sandbox_root(emu)
+
+    async with http.get(f"{root}/1001/documents/{sent.message_id}") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/json"
+        disposition = response.headers["Content-Disposition"]
+        assert disposition.startswith('attachment; filename="donn_es _l_ve.json"')
+        assert "filename*=UTF-8''donn%C3%A9es%20%C3%A9l%C3%A8ve.json" in disposition
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert json.loads(await response.read()) == {"a": 1}
+    refused = [
+        f"{root}/1001/documents/{text.message_id}",  # a text message
+        f"{root}/1001/documents/1",  # the person's own /start
+        f"{root}/1001/documents/999",
+        f"{root}/1001/documents/..%2F..%2Fetc%2Fpasswd",
+        f"{root}/1001/documents/%C2%B2",
+        f"{root}/4242/documents/{sent.message_id}",  # someone else's chat
+    ]
+    statuses = []
+    for url in refused:
+        async with http.get(url) as response:
+            statuses.append(response.status)
+    assert statuses == [404] * 6
+
+
 # -- the parsers ------------------------------------------------------------------------------
 
 

@@ -126,7 +126,7 @@ async def answered_up_to_the_first_question(user: Any, base: str, emulator: BotA
     assert await post(base, update_of(emulator, user.send_command("start"))) == 200
     chat = Chat(user)
     assert await post(base, update_of(emulator, user.press(chat.button("Je cherche")))) == 200
-    await chat.reads(expect="Question 1/")
+    await chat.reads(expect="Question 1 ·")
 
 
 async def killed_after_commit_before_reply(
@@ -163,7 +163,7 @@ async def test_a_row_left_by_a_killed_webhook_process_is_taken_over_by_another_w
         with pytest.raises(aiohttp.ClientError):  # the connection dies with the process
             await posting
         # Nobody sends the update again: the other process finds the row and owes the reply.
-        question = await Chat(user).reads(expect="Question 2/")
+        question = await Chat(user).reads(expect="Question 2 ·")
         taken_over = time.monotonic() - killed
         now = await inbox_empty(sqlite_url)
     finally:
@@ -200,7 +200,7 @@ async def test_telegram_sending_an_update_again_soon_after_a_kill_still_gets_its
         assert await post(bot.base, answer) == 200
         # Waiting past the takeover delay: no later recovery sends it either.
         question = await Chat(user).user.wait_for_message(
-            lambda m: "Question 2/" in (m.text or ""), timeout=2 * takeover + 3
+            lambda m: "Question 2 ·" in (m.text or ""), timeout=2 * takeover + 3
         )
     finally:
         await bot.kill()
@@ -243,7 +243,7 @@ async def test_one_update_posted_to_two_processes_gets_its_reply_though_the_one_
         await dying.kill()
         results = await asyncio.gather(*posting, return_exceptions=True)
         question = await user.wait_for_message(
-            lambda m: "Question 3/" in (m.text or ""), timeout=4 + 3 * TAKEOVER_SECONDS + 5
+            lambda m: "Question 3 ·" in (m.text or ""), timeout=4 + 3 * TAKEOVER_SECONDS + 5
         )
         now = await inbox_empty(sqlite_url)
     finally:
@@ -334,11 +334,12 @@ async def test_a_poison_update_posted_five_times_gets_one_kind_message_then_the_
         assert statuses == [500, 500, 200, 200, 200]
         assert tries[update_id] == 3
         [kind] = kind_messages(user)
-        assert "Vos réponses sont bien gardées" in (kind.text or "")
+        # She chose the young person's questionnaire: spoken to as "tu".
+        assert "Tes réponses sont bien gardées" in (kind.text or "")
         assert len(user.messages) == sent_when_given_up
         # The person types their answer again: answered as if nothing happened.
         assert await post(base, update_of(emulator, user.send_text("Inès"))) == 200
-        question = await Chat(user).reads(expect="Question 2/")
+        question = await Chat(user).reads(expect="Question 2 ·")
         assert "âge" in (question.text or "")
         now = await stored(sqlite_url)
     assert now.inbox == [(update_id, 3, True)]
@@ -355,7 +356,7 @@ async def test_a_poison_update_in_polling_mode_gets_one_kind_message_and_the_bot
     poisoned, tries = poison
     ines, karim = person(7302, "Inès"), person(7303, "Karim")
     await ines.starts()
-    await ines.taps("Je cherche", expect="Question 1/")
+    await ines.taps("Je cherche", expect="Question 1 ·")
     update_id = ines.user.send_text("Inès")
     poisoned.add(update_id)
     # While the bot tries the poison update again, another person is answered.
@@ -365,9 +366,9 @@ async def test_a_poison_update_in_polling_mode_gets_one_kind_message_and_the_bot
     # Telegram sending it again changes nothing: it was given up.
     emulator.redeliver(update_id)
     emulator.redeliver(update_id)
-    await ines.says("Inès", expect="Question 2/")
-    await karim.taps("Je cherche", expect="Question 1/")
-    assert "réessayez" in (kind.text or "")
+    await ines.says("Inès", expect="Question 2 ·")
+    await karim.taps("Je cherche", expect="Question 1 ·")
+    assert "réessaie" in (kind.text or "")
     assert len(kind_messages(ines.user)) == 1
     assert tries[update_id] == 3
     assert kind_messages(karim.user) == []

@@ -445,8 +445,8 @@ async def test_stats_show_where_people_stop_and_how_fast_associations_take_conta
     await young.reads(expect="Bonne nouvelle")
     quitter = person(5151, "Noé")
     await quitter.starts()
-    await quitter.taps("Je cherche un·e mentor·e", expect="1/")
-    await quitter.says("Noé", expect="2/")
+    await quitter.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await quitter.says("Noé", expect="Question 2 ·")
     text = format_report(await report(parts(app)))
     assert "started: 2  completed: 1" in text
     first_name_line = next(line for line in text.splitlines() if "first_name" in line)
@@ -495,7 +495,7 @@ async def test_cancelling_a_decline_brings_the_cards_buttons_back_and_changes_no
     [handoff] = await handoffs_in_db(app)
     assert handoff.status in ("proposed", "delivered")
     young.user.send_command("mydata")
-    data = await young.reads(expect="Vos données")
+    data = await young.reads(expect="Tes données")
     assert "Transmis à Proxité" in (data.text or "")
     assert "en attente de réponse" in (data.text or "")
 

@@ -305,17 +305,17 @@ async def test_thousands_of_circled_twenties_at_a_button_question_are_asked_agai
     _bot, watch = watched_bot
     chat = Chat(emulator.user(next(user_ids), "Inès"))
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="Question 1/")
-    await chat.says("Inès", expect="Question 2/")
-    await chat.says("17", expect="Question 3/")
-    situation = await chat.says("93200", expect="Question 4/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Inès", expect="Question 2 ·")
+    await chat.says("17", expect="Question 3 ·")
+    situation = await chat.says("93200", expect="Question 4 ·")
     assert situation.buttons
     again = await chat.says("⑳" * 2151)
-    assert "Question 4/" in (again.text or "")
+    assert "Question 4 ·" in (again.text or "")
     assert_nothing_went_wrong(emulator, watch, chat.user)
 
 
-@pytest.mark.parametrize(("typed_age", "next_step"), [("١٧", "Question 3/"), ("²", "chiffres")])
+@pytest.mark.parametrize(("typed_age", "next_step"), [("١٧", "Question 3 ·"), ("²", "chiffres")])
 async def test_an_age_in_other_digits_is_read_or_asked_again_never_a_crash(
     watched_bot: tuple[TelegramBot, Watch],
     emulator: BotApiEmulator,
@@ -325,8 +325,8 @@ async def test_an_age_in_other_digits_is_read_or_asked_again_never_a_crash(
     _bot, watch = watched_bot
     chat = Chat(emulator.user(next(user_ids), "Inès"))
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="Question 1/")
-    await chat.says("Inès", expect="Question 2/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Inès", expect="Question 2 ·")
     await chat.says(typed_age, expect=next_step)
     assert_nothing_went_wrong(emulator, watch, chat.user)
 

@@ -22,42 +22,47 @@ ADMIN = 777000
 
 
 async def answer_mentee(chat: Chat, age: str, postal_code: str, situation: str, need: str) -> None:
+    """A young person fills in; under 15, their parent does it for them (a child alone would
+    wait for the parent's confirmation)."""
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Inès", expect="2/")
+    if int(age) < 15:
+        await chat.taps("J'inscris un·e jeune", expect="Question 1 ·")
+        await chat.taps("Son parent", expect="Question 2 ·")
+    else:
+        await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Inès", expect="Question")
     await chat.says(age, expect="Question")
-    if int(age) < 16:
-        await chat.taps("Moi, le ou la jeune", expect="Question")
     await chat.says(postal_code, expect="Question")
     await chat.taps(situation, expect="Question")
     await chat.toggles(need)
     await chat.taps("Valider", expect="Question")
     await chat.taps("En présentiel", expect="Question")
     await chat.taps("Passer", expect="Question")
+    if int(age) < 15:
+        await chat.says("Nadia Benali", expect="Question")
     await chat.taps("Par e-mail", expect="Question")
     await chat.says("ines@example.fr", expect="Question")
     if int(age) < 15:
-        await chat.says("Nadia Benali", expect="Question")
-        await chat.says("06 12 34 56 78", expect="Question")
-        await chat.taps("Oui, d'accord", expect="Question")
-    await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
+        await chat.taps("Oui, d'accord", expect="Vos réponses")
+    else:
+        await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
 
 
 async def sign_up_where_nothing_fits(chat: Chat) -> None:
     """In person only, in Mayotte, employed at 24: no sample association takes that."""
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Inès", expect="2/")
-    await chat.says("24", expect="3/")
-    await chat.says("97600", expect="4/")
-    await chat.taps("En emploi", expect="5/")
-    await chat.taps("Bac", expect="6/")  # young workers are asked their diploma
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Inès", expect="Question 2 ·")
+    await chat.says("24", expect="Question 3 ·")
+    await chat.says("97600", expect="Question 4 ·")
+    await chat.taps("En emploi", expect="Question 5 ·")
+    await chat.taps("Bac", expect="Question 6 ·")  # young workers are asked their diploma
     await chat.toggles("Trouver un emploi")
-    await chat.taps("Valider", expect="7/")
-    await chat.taps("En présentiel", expect="8/")
-    await chat.taps("Passer", expect="9/")
-    await chat.taps("Par e-mail", expect="10/")
-    await chat.says("ines@example.fr", expect="11/")
+    await chat.taps("Valider", expect="Question 7 ·")
+    await chat.taps("En présentiel", expect="Question 8 ·")
+    await chat.taps("Passer", expect="Question 9 ·")
+    await chat.taps("Par e-mail", expect="Question 10 ·")
+    await chat.says("ines@example.fr", expect="Question 11 ·")
     await chat.taps("Oui, je suis d'accord", expect="Tes réponses")
 
 
@@ -183,8 +188,8 @@ async def test_a_graduate_job_seeker_in_bobigny_is_sent_to_a_programme_for_gradu
 ) -> None:
     chat = person(3104, "Yanis")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Yanis", expect="2/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Yanis", expect="Question 2 ·")
     await chat.says("24", expect="Question")
     await chat.says("93000", expect="Question")
     await chat.taps("En recherche d'emploi", expect="diplôme")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -43,7 +44,7 @@ async def active_conversation(database_url: str) -> Conversation | None:
 async def sign_up_as_17_year_old_in_saint_denis(chat: Chat) -> None:
     welcome = await chat.starts("ecole_93")
     assert "Collectif Mentorat" in (welcome.text or "")
-    question = await chat.taps("Je cherche un·e mentor·e", expect="Question 1/")
+    question = await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
     assert "prénom" in (question.text or "")
     assert "âge" in (await chat.says("Inès", expect="Question")).text  # type: ignore[operator]
     assert "code postal" in (await chat.says("17", expect="Question")).text  # type: ignore[operator]
@@ -93,24 +94,26 @@ async def test_a_17_year_old_in_saint_denis_signs_up_in_french(
 async def sign_up_as_45_year_old_mentor_in_lyon(chat: Chat, english: bool = False) -> None:
     t = (lambda fr, en: en) if english else (lambda fr, en: fr)
     await chat.starts()
-    await chat.taps(t("Je veux devenir mentor·e", "I want to become a mentor"), expect="1/")
-    await chat.says("Karim", expect="2/")
-    await chat.taps(t("41 à 60 ans", "41 to 60"), expect="3/")
-    situation = await chat.says("69003", expect="4/")
+    await chat.taps(
+        t("Je veux devenir mentor·e", "I want to become a mentor"), expect="Question 1 ·"
+    )
+    await chat.says("Karim", expect="Question 2 ·")
+    await chat.taps(t("41 à 60 ans", "41 to 60"), expect="Question 3 ·")
+    situation = await chat.says("69003", expect="Question 4 ·")
     assert t("Retraité·e", "Retired") in situation.button_texts
     assert t("Lycéen·ne", "High-school student") not in situation.button_texts
-    await chat.taps(t("Salarié·e du privé", "Private-sector employee"), expect="5/")
-    await chat.says("Banque Populaire", expect="6/")
+    await chat.taps(t("Salarié·e du privé", "Private-sector employee"), expect="Question 5 ·")
+    await chat.says("Banque Populaire", expect="Question 6 ·")
     await chat.toggles(t("Des lycéen·nes", "High-school students"))
-    await chat.taps(t("Valider", "Done"), expect="7/")
+    await chat.taps(t("Valider", "Done"), expect="Question 7 ·")
     await chat.toggles(t("Orientation", "Orientation"))
     await chat.toggles(t("Trouver un emploi", "Finding a job"))
-    await chat.taps(t("Valider", "Done"), expect="8/")
-    await chat.taps(t("2 h par mois", "2 hours a month"), expect="9/")
-    await chat.taps(t("Oui", "Yes"), expect="10/")
-    await chat.taps(t("À distance", "Remotely"), expect="11/")
-    await chat.taps(t("Par e-mail", "By e-mail"), expect="12/")
-    await chat.says("karim.b@example.org", expect="13/")
+    await chat.taps(t("Valider", "Done"), expect="Question 8 ·")
+    await chat.taps(t("2 h par mois", "2 hours a month"), expect="Question 9 ·")
+    await chat.taps(t("Oui", "Yes"), expect="Question 10 ·")
+    await chat.taps(t("À distance", "Remotely"), expect="Question 11 ·")
+    await chat.taps(t("Par e-mail", "By e-mail"), expect="Question 12 ·")
+    await chat.says("karim.b@example.org", expect="Question 13 ·")
     await chat.taps(t("Oui, j'accepte", "Yes, I agree"), expect=t("Vos réponses", "Your answers"))
 
 
@@ -155,30 +158,30 @@ async def test_garbage_at_every_question_is_asked_again_until_the_answer_is_vali
 ) -> None:
     chat = person(3003, "Léa")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    assert "lettres" in (await chat.says("1234", expect="1/")).text  # type: ignore[operator]
-    await chat.says("Léa", expect="2/")
-    assert "chiffres" in (await chat.says("beaucoup", expect="2/")).text  # type: ignore[operator]
-    await chat.says("17", expect="3/")
-    assert "5 chiffres" in (await chat.says("abc", expect="3/")).text  # type: ignore[operator]
-    await chat.says("93200", expect="4/")
-    assert "boutons" in (await chat.says("xyz", expect="4/")).text  # type: ignore[operator]
-    assert "boutons" in (await chat.says("lycée", expect="4/")).text  # type: ignore[operator]
-    await chat.says("lycée pro", expect="5/")
-    assert "boutons" in (await chat.says("blabla", expect="5/")).text  # type: ignore[operator]
-    assert "au moins une" in (await chat.taps("Valider", expect="5/")).text  # type: ignore[operator]
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    assert "lettres" in (await chat.says("1234", expect="Question 1 ·")).text  # type: ignore[operator]
+    await chat.says("Léa", expect="Question 2 ·")
+    assert "chiffres" in (await chat.says("beaucoup", expect="Question 2 ·")).text  # type: ignore[operator]
+    await chat.says("17", expect="Question 3 ·")
+    assert "5 chiffres" in (await chat.says("abc", expect="Question 3 ·")).text  # type: ignore[operator]
+    await chat.says("93200", expect="Question 4 ·")
+    assert "boutons" in (await chat.says("xyz", expect="Question 4 ·")).text  # type: ignore[operator]
+    assert "boutons" in (await chat.says("lycée", expect="Question 4 ·")).text  # type: ignore[operator]
+    await chat.says("lycée pro", expect="Question 5 ·")
+    assert "boutons" in (await chat.says("blabla", expect="Question 5 ·")).text  # type: ignore[operator]
+    assert "au moins une" in (await chat.taps("Valider", expect="Question 5 ·")).text  # type: ignore[operator]
     await chat.toggles("Confiance en soi")
-    await chat.taps("Valider", expect="6/")
-    await chat.says("???", expect="6/")
-    await chat.says("2", expect="7/")
-    await chat.says("hmm", expect="7/")
-    await chat.taps("Passer", expect="8/")
+    await chat.taps("Valider", expect="Question 6 ·")
+    await chat.says("???", expect="Question 6 ·")
+    await chat.says("2", expect="Question 7 ·")
+    await chat.says("hmm", expect="Question 7 ·")
+    await chat.taps("Passer", expect="Question 8 ·")
     chat.user.send_sticker()
-    assert "texte" in (await chat.reads(expect="8/")).text  # type: ignore[operator]
-    await chat.says("e-mail", expect="9/")
-    assert "e-mail" in (await chat.says("pas-un-email", expect="9/")).text  # type: ignore[operator]
-    await chat.says("lea@example.fr", expect="10/")
-    await chat.says("peut-être", expect="10/")
+    assert "boutons" in (await chat.reads(expect="Question 8 ·")).text  # type: ignore[operator]
+    await chat.says("e-mail", expect="Question 9 ·")
+    assert "e-mail" in (await chat.says("pas-un-email", expect="Question 9 ·")).text  # type: ignore[operator]
+    await chat.says("lea@example.fr", expect="Question 10 ·")
+    await chat.says("peut-être", expect="Question 10 ·")
     await chat.says("oui", expect="Tes réponses")
     await chat.taps("C'est bon", expect="Merci Léa")
     [profile] = await stored_profiles(sqlite_url)
@@ -222,11 +225,11 @@ async def test_back_returns_to_the_previous_question(
 ) -> None:
     chat = person(5005, "Noé")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Noé", expect="2/")
-    again = await chat.taps("Retour", expect="1/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Noé", expect="Question 2 ·")
+    again = await chat.taps("Retour", expect="Question 1 ·")
     assert "prénom" in (again.text or "")
-    await chat.says("Noé", expect="2/")
+    await chat.says("Noé", expect="Question 2 ·")
 
 
 async def test_a_31_year_old_is_told_kindly_and_offered_the_mentor_flow(
@@ -234,8 +237,8 @@ async def test_a_31_year_old_is_told_kindly_and_offered_the_mentor_flow(
 ) -> None:
     chat = person(6006, "Sam")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Sam", expect="2/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Sam", expect="Question 2 ·")
     ending = await chat.says("31", expect="30 ans")
     assert "Devenir mentor·e" in ending.button_texts
     await chat.taps("Devenir mentor·e", expect="votre prénom")
@@ -246,13 +249,13 @@ async def test_a_sticker_at_a_text_question_is_asked_again_kindly(
 ) -> None:
     chat = person(7007, "Nina")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
     for send in (chat.user.send_sticker, chat.user.send_photo, chat.user.send_voice):
         send()
-        again = await chat.reads(expect="1/")
+        again = await chat.reads(expect="Question 1 ·")
         assert "que du texte" in (again.text or "")
     chat.user.send_location(48.85, 2.35)
-    assert "que du texte" in ((await chat.reads(expect="1/")).text or "")
+    assert "que du texte" in ((await chat.reads(expect="Question 1 ·")).text or "")
 
 
 async def test_a_message_in_a_group_gets_a_one_line_invitation_to_write_in_private(
@@ -270,11 +273,11 @@ async def test_multi_choice_toggles_edit_the_keyboard_instead_of_sending_message
 ) -> None:
     chat = person(9009, "Yanis")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Yanis", expect="2/")
-    await chat.says("17", expect="3/")
-    await chat.says("93200", expect="4/")
-    await chat.taps("Lycée professionnel", expect="5/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Yanis", expect="Question 2 ·")
+    await chat.says("17", expect="Question 3 ·")
+    await chat.says("93200", expect="Question 4 ·")
+    await chat.taps("Lycée professionnel", expect="Question 5 ·")
     sent_before = len(emulator.calls("sendMessage"))
     edited = await chat.toggles("Confiance en soi")
     assert "☑️ Confiance en soi" in edited.button_texts
@@ -288,17 +291,21 @@ async def test_the_same_update_delivered_twice_advances_the_conversation_once(
 ) -> None:
     chat = person(1111, "Inès")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
     update_id = chat.user.send_text("Inès")
-    await chat.reads(expect="2/")
+    await chat.reads(expect="Question 2 ·")
     emulator.redeliver(update_id)
     # In-order processing per chat: once "17" is answered, the redelivery was handled before it.
-    await chat.says("17", expect="3/")
+    await chat.says("17", expect="Question 3 ·")
     questions = [m.text or "" for m in chat.user.messages if "Question" in (m.text or "")]
     headers = [
         next(line for line in q.split("\n") if line.startswith("Question")) for q in questions
     ]
-    assert headers == ["Question 1/9", "Question 2/9", "Question 3/9"]
+    assert [header.partition(" · ")[0] for header in headers] == [
+        "Question 1",
+        "Question 2",
+        "Question 3",
+    ]
 
 
 async def test_a_double_tap_on_one_button_answers_once(
@@ -306,16 +313,16 @@ async def test_a_double_tap_on_one_button_answers_once(
 ) -> None:
     chat = person(1212, "Inès")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Inès", expect="2/")
-    await chat.says("17", expect="3/")
-    await chat.says("93200", expect="4/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Inès", expect="Question 2 ·")
+    await chat.says("17", expect="Question 3 ·")
+    await chat.says("93200", expect="Question 4 ·")
     label = chat.button("Lycée professionnel")
     question = chat.user.last_message
     assert question is not None
     chat.user.press(label, message_id=question.message_id)
     chat.user.press(label, message_id=question.message_id)
-    await chat.reads(expect="5/")
+    await chat.reads(expect="Question 5 ·")
     toasts = []
     while len(toasts) < 2:
         toast = await chat.user.next_toast()
@@ -323,7 +330,7 @@ async def test_a_double_tap_on_one_button_answers_once(
             toasts.append(toast)
     assert [t.text for t in toasts] == [None, "Cette question a déjà une réponse 🙂"]
     await chat.toggles("Orientation")
-    fives = [m for m in chat.user.messages if "Question 5/" in (m.text or "")]
+    fives = [m for m in chat.user.messages if "Question 5 ·" in (m.text or "")]
     assert len(fives) == 1
 
 
@@ -334,7 +341,7 @@ async def test_a_start_payload_is_kept_only_when_telegram_would_allow_it(
 ) -> None:
     chat = person(1313, "Inès")
     await chat.starts("bad payload!")
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
     row = await active_conversation(sqlite_url)
     assert row is not None
     assert row.source is None
@@ -347,12 +354,14 @@ async def test_cancel_stops_and_start_offers_a_new_questionnaire(
 ) -> None:
     chat = person(1414, "Inès")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Inès", expect="2/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Inès", expect="Question 2 ·")
     chat.user.send_command("cancel")
     assert "arrêté" in ((await chat.reads(expect="arrêté")).text or "")
     assert await active_conversation(sqlite_url) is None
-    welcome = await chat.starts(expect="Qui êtes-vous")
+    # Known now, the young person is offered the three ways in again, spoken to as "tu".
+    welcome = await chat.starts(expect="nouvelle demande")
+    assert "Choisis" in (welcome.text or "")
     assert "Je veux devenir mentor·e" in welcome.button_texts
 
 
@@ -361,10 +370,10 @@ async def test_restart_begins_the_same_questionnaire_again(
 ) -> None:
     chat = person(1515, "Inès")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
-    await chat.says("Inès", expect="2/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await chat.says("Inès", expect="Question 2 ·")
     chat.user.send_command("restart")
-    first = await chat.reads(expect="Question 1/")
+    first = await chat.reads(expect="Question 1 ·")
     assert "prénom" in (first.text or "")
 
 
@@ -378,8 +387,16 @@ async def test_a_person_sees_their_data_then_erases_it(
     await sign_up_as_17_year_old_in_saint_denis(chat)
     await chat.taps("C'est bon", expect="Merci")
     chat.user.send_command("mydata")
-    data = await chat.reads(expect="Vos données")
+    data = await chat.reads(expect="Tes données")
     assert "+33612345678" in (data.text or "")
+    export = await chat.user.wait_for_message(lambda m: m.document is not None)
+    assert export.document is not None
+    assert export.document["file_name"] == "mentorat-data.json"
+    assert export.document["mime_type"] == "application/json"
+    assert export.document_file is not None
+    stored = json.loads(export.document_file)
+    assert stored["questionnaires_sent"][0]["answers"]["phone"] == "+33612345678"
+    assert stored["consents"][0]["method"] == "in_chat"
     assert "Inès" in (data.text or "")
     chat.user.send_command("delete")
     await chat.reads(expect="effacer")
@@ -422,23 +439,23 @@ async def test_what_a_person_types_is_shown_back_escaped_never_as_markup(
 ) -> None:
     chat = person(1818, "Karim")
     await chat.starts()
-    await chat.taps("Je veux devenir mentor·e", expect="1/")
-    await chat.says("Karim", expect="2/")
-    await chat.taps("41 à 60 ans", expect="3/")
-    await chat.says("69003", expect="4/")
-    await chat.taps("Salarié·e du privé", expect="5/")
+    await chat.taps("Je veux devenir mentor·e", expect="Question 1 ·")
+    await chat.says("Karim", expect="Question 2 ·")
+    await chat.taps("41 à 60 ans", expect="Question 3 ·")
+    await chat.says("69003", expect="Question 4 ·")
+    await chat.taps("Salarié·e du privé", expect="Question 5 ·")
     # Telegram refuses a bare "&" or "<" in HTML: the emulator does too, so this fails loudly
     # if the employer is not escaped in the next message, the summary or the card.
-    await chat.says("AT&T <Lyon> & Co", expect="6/")
+    await chat.says("AT&T <Lyon> & Co", expect="Question 6 ·")
     await chat.toggles("Des lycéen·nes")
-    await chat.taps("Valider", expect="7/")
+    await chat.taps("Valider", expect="Question 7 ·")
     await chat.toggles("Orientation")
-    await chat.taps("Valider", expect="8/")
-    await chat.taps("2 h par mois", expect="9/")
-    await chat.taps("Oui", expect="10/")
-    await chat.taps("À distance", expect="11/")
-    await chat.taps("Par e-mail", expect="12/")
-    await chat.says("karim@example.org", expect="13/")
+    await chat.taps("Valider", expect="Question 8 ·")
+    await chat.taps("2 h par mois", expect="Question 9 ·")
+    await chat.taps("Oui", expect="Question 10 ·")
+    await chat.taps("À distance", expect="Question 11 ·")
+    await chat.taps("Par e-mail", expect="Question 12 ·")
+    await chat.says("karim@example.org", expect="Question 13 ·")
     summary = await chat.taps("Oui, j'accepte", expect="Vos réponses")
     assert "AT&T <Lyon> & Co" in (summary.text or "")
     assert summary.entities  # the summary's own bold titles are still markup

@@ -49,16 +49,16 @@ async def test_a_hard_kill_mid_questionnaire_resumes_at_the_same_question(
     try:
         chat = person(2121, "Inès")
         await chat.starts()
-        await chat.taps("Je cherche un·e mentor·e", expect="1/")
-        await chat.says("Inès", expect="2/")
-        await chat.says("17", expect="3/")
+        await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+        await chat.says("Inès", expect="Question 2 ·")
+        await chat.says("17", expect="Question 3 ·")
     finally:
         process.send_signal(signal.SIGKILL)
         await process.wait()
 
     process = await start_bot_process(emulator, sqlite_url, tmp_path)
     try:
-        question = await chat.says("93200", expect="Question 4/")
+        question = await chat.says("93200", expect="Question 4 ·")
         assert "Où en es-tu" in (question.text or "")
     finally:
         process.send_signal(signal.SIGKILL)
@@ -68,7 +68,7 @@ async def test_a_hard_kill_mid_questionnaire_resumes_at_the_same_question(
     assert row.answers == {"first_name": "Inès", "age": 17, "postal_code": "93200"}
     # Killed right after a question went out, before the bot recorded it as sent: the restarted
     # bot may ask it once more (at least once, never lost), never a third time.
-    threes = [m for m in chat.user.messages if "Question 3/" in (m.text or "")]
+    threes = [m for m in chat.user.messages if "Question 3 ·" in (m.text or "")]
     assert 1 <= len(threes) <= 2
 
 
@@ -79,15 +79,15 @@ async def test_telegram_500_then_429_on_a_reply_still_delivers_it_exactly_once(
 ) -> None:
     chat = person(2222, "Inès")
     await chat.starts()
-    await chat.taps("Je cherche un·e mentor·e", expect="1/")
+    await chat.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
     emulator.faults.add(method="sendMessage", status=500, chat_id=chat.user.id)
     emulator.faults.add(method="sendMessage", status=429, retry_after=1, chat_id=chat.user.id)
     chat.user.send_text("Inès")
-    question = await chat.reads(expect="2/")
+    question = await chat.reads(expect="Question 2 ·")
     assert "âge" in (question.text or "")
     failed = [r for r in emulator.calls("sendMessage") if r.status in (429, 500)]
     assert [r.status for r in failed] == [500, 429]
-    twos = [m for m in chat.user.messages if "Question 2/" in (m.text or "")]
+    twos = [m for m in chat.user.messages if "Question 2 ·" in (m.text or "")]
     assert len(twos) == 1
 
 

@@ -32,7 +32,7 @@ async def test_a_second_sign_up_offers_to_replace_the_first_and_its_association_
     assert "Oui, la remplacer" in offer.button_texts
     assert "Non, la garder" in offer.button_texts
     first = await young.taps("Oui, la remplacer", expect="prénom")
-    assert "Question 1/" in (first.text or "")
+    assert "Question 1 ·" in (first.text or "")
 
     # Camille's card no longer has buttons and says why; she is told in a message too.
     edited = await camille.user.next_edit(message_id=card.message_id)

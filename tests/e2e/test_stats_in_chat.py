@@ -41,11 +41,11 @@ async def a_few_sign_ups(person: Callable[..., Chat]) -> None:
     await complete_sign_up(person, 4242)
     karim = person(4243, "Karim")
     await karim.starts()
-    await karim.taps("Je cherche un·e mentor·e", expect="Question 1/")
-    await karim.says("Karim", expect="Question 2/")
+    await karim.taps("Je cherche un·e mentor·e", expect="Question 1 ·")
+    await karim.says("Karim", expect="Question 2 ·")
     sam = person(4244, "Sam")
     await sam.starts()
-    await sam.taps("Je veux devenir mentor·e", expect="Question 1/")
+    await sam.taps("Je veux devenir mentor·e", expect="Question 1 ·")
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -130,7 +130,7 @@ async def a_known_fortnight(factory: UnitOfWorkFactory) -> Known:
     scene.now = at(2, 10)
     b = Chat(scene, BEN, language="en")
     await b.start("ecole")
-    await b.fill(age="15", filled_by=pick("filled_by", "myself"))
+    await b.fill(age="15")
     await camille.press(await handoff_of(P1, "alpha"), HandoffVerb.TAKE)  # after 120 h
 
     scene.now = at(2, 12)
@@ -278,15 +278,15 @@ ZERO = (0, 0, 0, 0, 0)
 async def test_the_funnel_shows_where_each_journey_went_and_where_it_stopped(
     known: Known, uow_factory: UnitOfWorkFactory
 ) -> None:
-    mentee, mentor = await stats.funnel(uow_factory, FunnelQuery(WEEK), NOW)
+    mentee, referral, mentor = await stats.funnel(uow_factory, FunnelQuery(WEEK), NOW)
+    assert (referral.flow, referral.started) == ("referral", 0)
 
     assert (mentee.flow, mentee.started, mentee.completed) == ("mentee", 9, 5)
     assert (mentee.exited, mentee.cancelled) == (1, 1)
-    assert [s.position for s in mentee.steps] == list(range(1, 18))
+    assert [s.position for s in mentee.steps] == list(range(1, 16))
     assert steps_of(mentee) == {
         "first_name": (9, 9, 0, 0, 0),
         "age": (9, 9, 1, 0, 0),  # Amel's "dix-sept"; Karim was sent off here, which is no drop-off
-        "filled_by": (1, 1, 0, 0, 0),  # asked of Ben alone: not a drop-off for the others
         "postal_code": (8, 7, 0, 0, 1),  # Clara gave up here on Tuesday
         "situation": (7, 6, 0, 1, 0),  # Amel went back from here; Dina is still at it, an hour ago
         "diploma": ZERO,  # asked of students, job seekers and young workers: none here
@@ -299,7 +299,6 @@ async def test_the_funnel_shows_where_each_journey_went_and_where_it_stopped(
         "email": ZERO,
         "parent_name": ZERO,
         "parent_phone": ZERO,
-        "parent_consent": ZERO,
         "consent": (5, 5, 0, 0, 0),
     }
     assert (mentor.flow, mentor.started, mentor.completed, mentor.exited) == ("mentor", 2, 2, 0)
@@ -340,9 +339,10 @@ async def test_the_funnel_narrows_to_a_flow_a_language_and_a_source(
     (mentor,) = await stats.funnel(uow_factory, FunnelQuery(WEEK, flow="mentor"), NOW)
     assert (mentor.flow, mentor.started, mentor.completed) == ("mentor", 2, 2)
 
-    mentee, mentor = await stats.funnel(uow_factory, FunnelQuery(WEEK, language="en"), NOW)
+    mentee, _referral, mentor = await stats.funnel(
+        uow_factory, FunnelQuery(WEEK, language="en"), NOW
+    )
     assert (mentee.started, mentee.completed, mentor.started, mentor.completed) == (1, 1, 1, 1)
-    assert steps_of(mentee)["filled_by"] == (1, 1, 0, 0, 0)
     assert steps_of(mentee)["age"] == (1, 1, 0, 0, 0)
 
     (salon,) = await stats.funnel(
@@ -352,9 +352,10 @@ async def test_the_funnel_narrows_to_a_flow_a_language_and_a_source(
     assert steps_of(salon)["age"] == (2, 2, 1, 0, 0)
     assert steps_of(salon)["postal_code"] == (2, 1, 0, 0, 1)
     assert steps_of(salon)["situation"] == (1, 1, 0, 1, 0)
-    assert steps_of(salon)["filled_by"] == ZERO
 
-    mentee, mentor = await stats.funnel(uow_factory, FunnelQuery(WEEK, source="ecole"), NOW)
+    mentee, _referral, mentor = await stats.funnel(
+        uow_factory, FunnelQuery(WEEK, source="ecole"), NOW
+    )
     assert (mentee.started, mentee.completed, mentor.started, mentor.completed) == (1, 1, 1, 1)
 
     (before,) = await stats.funnel(
@@ -366,6 +367,7 @@ async def test_the_funnel_narrows_to_a_flow_a_language_and_a_source(
     nobody = await stats.funnel(uow_factory, FunnelQuery(WEEK, source="nope"), NOW)
     assert [(f.flow, f.started, set(steps_of(f).values())) for f in nobody] == [
         ("mentee", 0, {ZERO}),
+        ("referral", 0, {ZERO}),
         ("mentor", 0, {ZERO}),
     ]
 

@@ -36,6 +36,7 @@ async def a_person(
                         person_id=person.id,
                         conversation_id=row.id,
                         role="mentee",
+                        flow="mentee",
                         answers={"first_name": "Inès"},
                         language="fr",
                         source=None,

@@ -36,4 +36,4 @@ def test_entities_are_mapped_once_however_often_it_is_asked() -> None:
     mapped = len(mapper_registry.mappers)
     map_entities()
     map_entities()
-    assert len(mapper_registry.mappers) == mapped == 13
+    assert len(mapper_registry.mappers) == mapped == 14

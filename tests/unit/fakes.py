@@ -32,6 +32,7 @@ from conversations.entities import (
     Handoff,
     HandoffEvent,
     Invite,
+    ParentalLink,
     Person,
     Profile,
     ProfileStatus,
@@ -65,7 +66,9 @@ from conversations.ports import (
     Outbox,
     OutboxMessage,
     OutboxStatus,
+    ParentalLinkRepository,
     PeopleRepository,
+    PersonNotice,
     ProfileRepository,
     SentCard,
     SignInRepository,
@@ -87,6 +90,7 @@ M = TypeVar("M")
 ERASED = "erased"
 SUPERSEDED = "superseded"
 RECIPIENT_LEFT = "recipient left"
+BLOCKED = "blocked by the person"
 UNDECODABLE = "undecodable payload"
 ERROR_LENGTH = 200
 PENDING, SENT, DEAD = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.DEAD
@@ -150,6 +154,7 @@ class Tables:
     conversations: dict[int, Conversation] = field(default_factory=dict)
     profiles: dict[int, Profile] = field(default_factory=dict)
     consents: dict[int, Consent] = field(default_factory=dict)
+    parental_links: dict[int, ParentalLink] = field(default_factory=dict)
     updates: dict[int, ProcessedUpdate] = field(default_factory=dict)
     funnel: dict[int, FunnelEvent] = field(default_factory=dict)
     associations: dict[int, AssociationRecord] = field(default_factory=dict)
@@ -173,6 +178,7 @@ _TABLE_OF: dict[type, str] = {
     Conversation: "conversations",
     Profile: "profiles",
     Consent: "consents",
+    ParentalLink: "parental_links",
     ProcessedUpdate: "updates",
     FunnelEvent: "funnel",
     AssociationRecord: "associations",
@@ -199,6 +205,7 @@ _UNIQUE: dict[str, Callable[[Any], object]] = {
     "coordinators": lambda row: (row.association_id, row.telegram_id),
     "invites": lambda row: row.token_hash,
     "sign_ins": lambda row: row.token_hash,
+    "parental_links": lambda row: row.token_hash,
     "outbox": lambda row: row.key,
 }
 # The schema's ON DELETE (storage/tables.py): (child table, its column, True for CASCADE or
@@ -210,7 +217,11 @@ _ON_DELETE: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("consents", "person_id", True),
     ),
     "conversations": (("profiles", "conversation_id", True),),
-    "profiles": (("consents", "profile_id", True), ("handoffs", "profile_id", True)),
+    "profiles": (
+        ("consents", "profile_id", True),
+        ("handoffs", "profile_id", True),
+        ("parental_links", "profile_id", True),
+    ),
     "handoffs": (("events", "handoff_id", True),),
     "associations": (("coordinators", "association_id", True), ("invites", "association_id", True)),
     "coordinators": (("handoffs", "taken_by", False), ("events", "coordinator_id", False)),
@@ -313,6 +324,7 @@ class FakeUnitOfWork:
     people: PeopleRepository
     conversations: ConversationRepository
     profiles: ProfileRepository
+    parental_links: ParentalLinkRepository
     updates: UpdateLog
     funnel: FunnelRepository
     catalog: CatalogRepository
@@ -341,6 +353,7 @@ class FakeUnitOfWork:
         self.people = FakePeople(self)
         self.conversations = FakeConversations(self)
         self.profiles = FakeProfiles(self)
+        self.parental_links = FakeParentalLinks(self)
         self.updates = FakeUpdateLog(self)
         self.funnel = FakeFunnel(self)
         self.catalog = FakeCatalog(self)
@@ -524,6 +537,25 @@ class FakeConversations(_Repository):
         active = [c for c in rows if c.person_id == person.id and c.status == Status.ACTIVE]
         return max(active, key=lambda c: c.id, default=None)
 
+    async def latest_for(self, person: Person) -> Conversation | None:
+        rows = self._uow.read().conversations.values()
+        return max((c for c in rows if c.person_id == person.id), key=lambda c: c.id, default=None)
+
+    async def stalled(self, idle_before: datetime, limit: int) -> list[int]:
+        work = self._uow.read()
+        idle: dict[int, datetime] = {}
+        for c in work.conversations.values():
+            person = work.people.get(c.person_id)
+            if (
+                c.status == Status.ACTIVE
+                and c.updated_at <= idle_before
+                and c.nudged_at is None
+                and person is not None
+                and person.blocked_at is None
+            ):
+                idle[c.person_id] = min(c.updated_at, idle.get(c.person_id, c.updated_at))
+        return sorted(idle, key=lambda person_id: (idle[person_id], person_id))[:limit]
+
     def start(
         self,
         person: Person,
@@ -569,9 +601,41 @@ class FakeProfiles(_Repository):
     async def consents_for(self, person: Person) -> list[Consent]:
         return _by_id(c for c in self._uow.read().consents.values() if c.person_id == person.id)
 
+    async def consents_of(self, profile_id: int) -> list[Consent]:
+        rows = self._uow.read().consents.values()
+        return _by_id(c for c in rows if c.profile_id == profile_id)
+
     async def waiting_ids(self, limit: int) -> list[int]:
         profiles = _by_id(self._uow.read().profiles.values())
         return [p.id for p in profiles if p.status == ProfileStatus.WAITING][:limit]
+
+
+class FakeParentalLinks(_Repository):
+    def add(self, link: ParentalLink) -> None:
+        self._uow.add(link)
+
+    async def get(self, link_id: int) -> ParentalLink | None:
+        return self._uow.read().parental_links.get(link_id)
+
+    async def by_hash(self, token_hash: str) -> ParentalLink | None:
+        rows = self._uow.read().parental_links.values()
+        return next((r for r in rows if r.token_hash == token_hash), None)
+
+    async def of_profile(self, profile_id: int) -> ParentalLink | None:
+        rows = self._uow.read().parental_links.values()
+        return max(
+            (r for r in rows if r.profile_id == profile_id), key=lambda r: r.id, default=None
+        )
+
+    async def due(self, now: datetime, remind_before: datetime, limit: int) -> list[int]:
+        rows = self._uow.read().parental_links.values()
+        due = [
+            r.id
+            for r in rows
+            if r.answered_at is None
+            and (r.expires_at <= now or (r.reminded_at is None and r.created_at <= remind_before))
+        ]
+        return sorted(due)[:limit]
 
 
 class FakeUpdateLog(_Repository):
@@ -915,6 +979,12 @@ class FakeOutbox(_Repository):
             if row.chat_id == chat_id and row.status == PENDING:
                 row.status, row.last_error = DEAD, RECIPIENT_LEFT
 
+    async def drop_pending_notices(self, chat_id: int) -> None:
+        for row in self._rows():
+            notice = isinstance(row.message, PersonNotice)
+            if notice and row.chat_id == chat_id and row.status == PENDING:
+                row.status, row.last_error = DEAD, BLOCKED
+
     async def forget_person(self, person_id: int) -> None:
         for row in self._rows():
             if row.person_id != person_id:
@@ -1137,6 +1207,7 @@ class Scene:
             telegram_language=language,
             now=self.now,
             first_name=first_name,
+            bot_username="mentorat_bot",
         )
         return await updates.handle(
             self.unit_of_work, sender, action, self.policy, localize, self._wake

@@ -54,7 +54,6 @@ def inputs_of(reply: Reply) -> list[Input]:
 MENTEE_REPLIES: dict[str, Reply] = {
     "first_name": "Nadia",
     "age": "17",
-    "filled_by": pick("filled_by", "myself"),
     "postal_code": "93200",
     # The first situation offered at that age: "Lycée général ou technologique" at 17.
     "situation": "1",
@@ -88,7 +87,33 @@ MENTOR_REPLIES: dict[str, Reply] = {
     "consent": pick("consent", "yes"),
 }
 
-DEFAULT_REPLIES = {"mentee": MENTEE_REPLIES, "mentor": MENTOR_REPLIES}
+# A mother signing up her 12-year-old son Yanis, in Saint-Denis.
+REFERRAL_REPLIES: dict[str, Reply] = {
+    "referrer_role": pick("referrer_role", "parent"),
+    "first_name": "Yanis",
+    "age": "12",
+    "postal_code": "93200",
+    "situation": pick("situation", "middle_school"),
+    "needs": tick("needs", "school_support"),
+    "format": pick("format", "either"),
+    "area": skip("area"),
+    "referrer_name": "Samia Benali",
+    "referrer_organisation": "Collège Jean-Moulin",
+    "contact_method": pick("contact_method", "phone"),
+    "phone": "07 81 23 45 67",
+    "email": "samia@exemple.fr",
+    "young_phone": skip("young_phone"),
+    "parent_name": "Karima Benali",
+    "parent_phone": "06 55 44 33 22",
+    "parent_consent": pick("parent_consent", "yes"),
+    "consent": pick("consent", "yes"),
+}
+
+DEFAULT_REPLIES = {
+    "mentee": MENTEE_REPLIES,
+    "referral": REFERRAL_REPLIES,
+    "mentor": MENTOR_REPLIES,
+}
 
 
 def drive(flow: str, *replies: Reply, start: Outcome | None = None) -> Outcome:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conversations import validators
@@ -14,9 +16,15 @@ from conversations.engine import (
     match_choice,
     normalize,
     progress,
+    reopen,
 )
 from conversations.flows import FLOWS
-from conversations.flows.options import THEMES, WORK_THEMES
+from conversations.flows.options import (
+    DIPLOMAS,
+    THEMES,
+    WORK_THEMES,
+    YES_NO_UNKNOWN_AREA,
+)
 from conversations.model import (
     SUMMARY,
     Ask,
@@ -42,7 +50,7 @@ from conversations.model import (
     ToggleInput,
     Validator,
 )
-from conversations.text import _
+from conversations.text import Text, _
 from tests.unit.helpers import Reply, answer_until, asked_steps, drive, localize, pick, tick
 
 MENTEE = FLOWS["mentee"]
@@ -74,12 +82,12 @@ def choice_values(ask: Ask) -> list[str]:
 # --- starting ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("flow", "total"), [("mentee", 9), ("mentor", 11)])
-def test_each_flow_opens_on_the_first_name_as_question_one(flow: str, total: int) -> None:
+@pytest.mark.parametrize("flow", ["mentee", "mentor"])
+def test_each_flow_opens_on_the_first_name_as_question_one(flow: str) -> None:
     first = begin(FLOWS[flow])
 
     asking(first, "first_name")
-    assert first.progress == Progress(1, total)
+    assert first.progress == Progress(position=1, percent=0)
     assert first.state.status is Status.ACTIVE
     assert first.state.answers == {}
     assert not first.can_go_back
@@ -157,50 +165,16 @@ def test_a_finished_conversation_ignores_further_inputs() -> None:
 # --- age rules -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("age", "next_step"), [("15", "filled_by"), ("16", "postal_code")])
-def test_under_16_the_bot_asks_who_fills_in_the_questionnaire(age: str, next_step: str) -> None:
-    asking(drive("mentee", "Nadia", age), next_step)
-
-
-def test_under_15_the_parent_gives_a_name_a_phone_and_consent() -> None:
+def test_under_15_the_parent_gives_a_name_and_a_phone_before_the_consent() -> None:
     asked = asked_steps("mentee", age="14")
 
-    assert asked[-4:] == ["parent_name", "parent_phone", "parent_consent", "consent"]
-    assert "filled_by" in asked
+    assert asked[-3:] == ["parent_name", "parent_phone", "consent"]
 
 
 def test_at_15_no_parent_question_is_asked() -> None:
     asked = asked_steps("mentee", age="15")
 
-    assert "filled_by" in asked
-    assert not {"parent_name", "parent_phone", "parent_consent"} & set(asked)
-
-
-def test_a_parent_filling_in_is_not_asked_for_their_own_phone_again() -> None:
-    asked = asked_steps("mentee", age="12", filled_by=pick("filled_by", "parent"))
-
-    assert "parent_name" in asked
-    assert "parent_consent" in asked
-    assert "parent_phone" not in asked
-
-
-def test_a_parent_filling_in_is_asked_for_their_own_name() -> None:
-    child = mentee_at("parent_name", age="12")
-    parent = mentee_at("parent_name", age="12", filled_by=pick("filled_by", "parent"))
-
-    assert child.prompt != parent.prompt
-    assert "ton parent" in child.prompt.msgid
-    assert "le parent qui donne son accord" in parent.prompt.msgid
-
-
-def test_a_child_whose_parent_refuses_is_not_signed_up() -> None:
-    ask = mentee_at("parent_consent", age="12")
-
-    outcome = advance(MENTEE, ask.state, pick("parent_consent", "no"), localize)
-
-    assert isinstance(outcome, Exited)
-    assert outcome.state.status is Status.EXITED
-    assert "consent" not in outcome.state.answers
+    assert not {"parent_name", "parent_phone"} & set(asked)
 
 
 def test_a_4_year_old_is_told_the_programme_starts_at_5() -> None:
@@ -208,7 +182,8 @@ def test_a_4_year_old_is_told_the_programme_starts_at_5() -> None:
 
     assert isinstance(outcome, Exited)
     assert outcome.state.status is Status.EXITED
-    assert outcome.state.step is None
+    assert outcome.state.step == "age"
+    assert outcome.state.answers == {"first_name": "Léo", "age": 4}
     assert outcome.offer_flow is None
     assert "5 à 30 ans" in outcome.reason.msgid
 
@@ -280,6 +255,76 @@ def test_typed_agreement_counts_as_consent(reply: str) -> None:
     assert outcome.state.answers["consent"] is True
 
 
+# --- undoing a mistake that ended the questionnaire ----------------------------------------
+
+
+def test_a_typo_in_the_age_is_undone_by_asking_the_age_again() -> None:
+    ended = drive("mentee", "Léo", "4")
+    assert isinstance(ended, Exited)
+
+    again = asking(reopen(MENTEE, ended.state), "age")
+
+    assert again.state.status is Status.ACTIVE
+    assert again.state.answers == {"first_name": "Léo"}
+    assert again.can_go_back
+    assert again.problem is None
+    assert again.progress == begin_and_answer_first_name().progress
+    asking(drive("mentee", "14", start=again), "postal_code")
+
+
+def begin_and_answer_first_name() -> Ask:
+    return asking(drive("mentee", "Léo"), "age")
+
+
+def test_a_refused_consent_can_be_given_after_all() -> None:
+    at_consent = mentee_at("consent")
+    ended = drive("mentee", "non", start=at_consent)
+    assert isinstance(ended, Exited)
+    assert ended.state.step == "consent"
+    assert ended.state.answers == {**at_consent.state.answers, "consent": False}
+
+    again = asking(reopen(MENTEE, ended.state), "consent")
+
+    assert again.state == at_consent.state
+    outcome = drive("mentee", "oui", start=again)
+    assert isinstance(outcome, Summary)
+    assert outcome.state.answers["consent"] is True
+
+
+def test_an_early_end_while_editing_goes_back_to_the_summary_once_undone() -> None:
+    summary = at_summary()
+    ended = drive("mentee", EditInput("postal_code"), "Je n'habite pas en France", start=summary)
+    assert isinstance(ended, Exited)
+
+    again = asking(reopen(MENTEE, ended.state), "postal_code")
+    outcome = drive("mentee", "75011", start=again)
+
+    assert isinstance(outcome, Summary)
+    assert outcome.state.answers == {**summary.state.answers, "postal_code": "75011"}
+
+
+def test_an_early_end_takes_no_more_answers_until_reopened() -> None:
+    ended = drive("mentee", "Léo", "4")
+
+    assert isinstance(advance(MENTEE, ended.state, TextInput("14"), localize), Stale)
+    assert isinstance(advance(MENTEE, ended.state, BackInput("age"), localize), Stale)
+    assert isinstance(current(MENTEE, ended.state), Stale)
+
+
+def test_only_an_early_end_can_be_reopened() -> None:
+    ended = drive("mentee", "Léo", "4").state
+    active = mentee_at("postal_code").state
+    completed = advance(MENTEE, at_summary().state, ConfirmInput(), localize).state
+    # Stored before the step was kept, or at a step the flow has since lost.
+    ended_before = replace(ended, step=None)
+    ended_at_a_lost_step = replace(ended, step="favourite_colour")
+
+    for state in (active, completed, ended_before, ended_at_a_lost_step):
+        outcome = reopen(MENTEE, state)
+        assert isinstance(outcome, Stale)
+        assert outcome.state == state
+
+
 # --- typed answers that cannot be used -----------------------------------------------------
 
 
@@ -323,7 +368,34 @@ def test_a_sticker_asks_for_text_instead(kind: str) -> None:
     again = asking(advance(MENTEE, ask.state, NonTextInput(kind), localize), "postal_code")
 
     assert again.problem is not None
+    assert "texte" in again.problem.msgid
     assert again.state == ask.state
+
+
+def use_the_buttons_hint(ask: Ask) -> Text | None:
+    """What typing something unclear at a button question says."""
+    return asking(drive(ask.state.flow, "astronaute", start=ask), ask.step.key).problem
+
+
+@pytest.mark.parametrize("key", ["situation", "needs", "consent"])
+@pytest.mark.parametrize("kind", ["sticker", "photo", "voice"])
+def test_a_sticker_at_a_button_question_points_to_the_buttons(key: str, kind: str) -> None:
+    ask = mentee_at(key)
+
+    again = asking(advance(MENTEE, ask.state, NonTextInput(kind), localize), key)
+
+    assert again.problem is not None
+    assert again.problem == use_the_buttons_hint(ask)
+    assert "boutons" in again.problem.msgid
+    assert again.state == ask.state
+
+
+def test_a_shared_contact_at_a_button_question_points_to_the_buttons() -> None:
+    ask = mentee_at("format")
+
+    again = advance(MENTEE, ask.state, ContactInput("33612345678", is_own=True), localize)
+
+    assert asking(again, "format").problem == use_the_buttons_hint(ask)
 
 
 def test_a_shared_contact_answers_the_phone_question() -> None:
@@ -385,6 +457,113 @@ def test_typed_text_does_not_pick_an_option_hidden_for_this_age() -> None:
 
     assert again.problem is not None
     assert "situation" not in again.state.answers
+
+
+# --- words typed instead of "Passer", "Je ne sais pas", "Aucun" -----------------------------
+
+
+@pytest.mark.parametrize(
+    "typed", ["passer", "Passer !", "je passe", "Suivant", "skip", "Pass", "next", "passe"]
+)
+def test_typing_skip_at_an_optional_question_skips_it(typed: str) -> None:
+    ask = mentee_at("area")
+
+    outcome = asking(drive("mentee", typed, start=ask), "contact_method")
+
+    assert outcome.state.answers["area"] is None
+    assert outcome.answered == SKIPPED
+
+
+def test_typing_skip_at_an_optional_typed_question_skips_it_too() -> None:
+    ask, _asked = answer_until("mentor", "employer")
+
+    outcome = asking(drive("mentor", "je passe", start=ask), "mentee_groups")
+
+    assert outcome.state.answers["employer"] is None
+
+
+def test_typing_skip_at_a_required_question_is_read_as_before() -> None:
+    at_format = mentee_at("format")
+    at_first_name = begin(MENTEE)
+
+    format_again = asking(drive("mentee", "passer", start=at_format), "format")
+    named = asking(drive("mentee", "Suivant", start=at_first_name), "age")
+
+    assert format_again.problem == use_the_buttons_hint(at_format)
+    assert named.state.answers["first_name"] == "Suivant"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "je sais pas",
+        "Je ne sais pas",
+        "j'sais pas",
+        "sais pas",
+        "jsp",
+        "chais pas",
+        "aucune idée",
+        "I don't know",
+        "dont know",
+        "idk",
+    ],
+)
+def test_typing_i_dont_know_picks_the_i_dont_know_option(typed: str) -> None:
+    found = match_choice(typed, YES_NO_UNKNOWN_AREA, localize)
+    outcome = asking(drive("mentee", typed, start=mentee_at("area")), "contact_method")
+
+    assert found is not None
+    assert found.value == "unknown"
+    assert outcome.state.answers["area"] == "unknown"
+
+
+def test_typing_i_dont_know_where_no_option_means_it_asks_to_use_the_buttons() -> None:
+    ask = mentee_at("format")
+
+    again = asking(drive("mentee", "jsp", start=ask), "format")
+
+    assert again.problem == use_the_buttons_hint(ask)
+    assert "format" not in again.state.answers
+
+
+@pytest.mark.parametrize("typed", ["aucun", "Aucune", "rien", "none", "Nothing"])
+def test_typing_none_picks_the_none_option(typed: str) -> None:
+    ask = mentee_at("diploma", age="20", situation=pick("situation", "job_seeker"))
+
+    outcome = asking(drive("mentee", typed, start=ask), "needs")
+
+    assert outcome.state.answers["diploma"] == "none"
+    found = match_choice(typed, DIPLOMAS, localize)
+    assert found is not None
+    assert found.value == "none"
+    neither = match_choice(typed, YES_NO_UNKNOWN_AREA, localize)
+    assert neither is not None
+    assert neither.value == "neither"
+
+
+def test_typing_none_where_no_option_means_it_ticks_nothing() -> None:
+    ask = mentee_at("needs")
+
+    again = asking(drive("mentee", "rien", start=ask), "needs")
+
+    assert again.problem == use_the_buttons_hint(ask)
+    assert again.selected == ()
+
+
+def test_numbers_and_labels_still_win_over_those_words() -> None:
+    assert match_choice("4", YES_NO_UNKNOWN_AREA, localize) == YES_NO_UNKNOWN_AREA[3]
+    assert (
+        match_choice("ni l'un ni l'autre", YES_NO_UNKNOWN_AREA, localize)
+        == (YES_NO_UNKNOWN_AREA[2])
+    )
+    assert match_choice("CAP", DIPLOMAS, localize) == DIPLOMAS[1]
+
+
+def test_a_dropped_ne_still_matches_a_button_typed_in_full() -> None:
+    outcome = drive("mentee", "Nadia", "17", "j'habite pas en France")
+
+    assert isinstance(outcome, Exited)
+    assert outcome.state.answers["postal_code"] == "abroad"
 
 
 # --- stale buttons -------------------------------------------------------------------------
@@ -648,23 +827,23 @@ def test_editing_the_age_down_to_13_asks_the_new_questions_then_returns_to_the_s
 
     edited = drive("mentee", EditInput("age"), "13", start=summary)
 
-    asking(edited, "filled_by")
+    asking(edited, "situation")
     # Lycée is not offered at 13, and nobody offers a 13-year-old help to find a job.
     assert "situation" not in edited.state.answers
     assert edited.state.answers["needs"] == ("orientation",)
     outcome, asked = answer_until(
         "mentee", SUMMARY, edited, situation=pick("situation", "middle_school")
     )
-    assert asked == ["filled_by", "situation", "parent_name", "parent_phone", "parent_consent"]
+    assert asked == ["situation", "parent_name", "parent_phone"]
     assert isinstance(outcome, Summary)
     assert outcome.state.answers["situation"] == "middle_school"
-    assert outcome.state.answers["parent_consent"] is True
+    assert outcome.state.answers["parent_phone"] == "+33781234567"
 
 
 def test_back_after_editing_the_age_down_still_asks_the_parent_questions() -> None:
     summary = at_summary()
 
-    outcome = drive("mentee", EditInput("age"), "13", BackInput("filled_by"), start=summary)
+    outcome = drive("mentee", EditInput("age"), "13", BackInput("situation"), start=summary)
     if isinstance(outcome, Summary):
         outcome = advance(MENTEE, outcome.state, ConfirmInput(), localize)
 
@@ -703,17 +882,14 @@ def test_tapping_a_situation_hidden_for_this_age_changes_nothing() -> None:
 # --- progress and resuming -----------------------------------------------------------------
 
 
-def test_progress_counts_only_the_questions_that_apply() -> None:
-    assert mentee_at("postal_code").progress == Progress(3, 9)
-    assert mentee_at("phone").progress == Progress(9, 10)
-    assert mentee_at("consent").progress == Progress(10, 10)
-
-
-def test_progress_of_a_13_year_old_includes_the_parent_questions() -> None:
-    ask = mentee_at("parent_name", age="13", contact_method=pick("contact_method", "both"))
-
-    assert ask.progress == Progress(12, 15)
-    assert progress(MENTEE, ask.state.answers, "consent") == Progress(15, 15)
+def test_progress_counts_the_questions_answered_and_those_that_may_still_come() -> None:
+    # Nadia, 17, has answered 9 questions; the consent is the last that can come.
+    assert mentee_at("consent").progress == Progress(position=10, percent=90)
+    # Before the age, the parent's questions may still come; at 17 they are ruled out.
+    at_age = progress(MENTEE, {"first_name": "Nadia"}, "age")
+    at_postal_code = mentee_at("postal_code").progress
+    assert at_postal_code.position == at_age.position + 1
+    assert at_postal_code.percent > at_age.percent
 
 
 def test_current_shows_the_same_question_again_after_a_crash() -> None:

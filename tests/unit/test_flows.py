@@ -58,7 +58,8 @@ def contexts() -> Iterator[Answers]:
     yield {}
     for age in range(MENTEE_MIN_AGE, MENTEE_MAX_AGE + 1):
         yield {"age": age}
-        yield {"age": age, "filled_by": "parent"}
+        yield {"age": age, "referrer_role": "parent", "first_name": "Nina"}
+        yield {"age": age, "referrer_role": "professional", "first_name": "Nina"}
     for bracket in AGE_BRACKETS:
         yield {"age_bracket": bracket.value}
     for method in ("phone", "email", "both"):
@@ -184,8 +185,12 @@ def start_of(start: str) -> Outcome:
     if where == "begin":
         return begin(FLOWS[flow])
     age = {"summary": "17", "summary13": "13", "summary12p": "12"}[where]
-    filled_by = pick("filled_by", "parent" if where == "summary12p" else "myself")
-    replies: dict[str, Reply] = {"age": age, "filled_by": filled_by} if flow == "mentee" else {}
+    replies: dict[str, Reply] = {}
+    if flow == "mentee":
+        replies = {"age": age}
+    elif flow == "referral":
+        role = "professional" if where == "summary12p" else "parent"
+        replies = {"age": age, "referrer_role": pick("referrer_role", role), "situation": "1"}
     outcome, _asked = answer_until(flow, **replies)
     return outcome
 
@@ -196,6 +201,10 @@ STARTS = [
     "mentee:summary",
     "mentee:summary13",
     "mentee:summary12p",
+    "referral:begin",
+    "referral:summary",
+    "referral:summary13",
+    "referral:summary12p",
     "mentor:summary",
 ]
 
@@ -263,8 +272,10 @@ def check_consistent(flow: Flow, before: Outcome, after: Outcome) -> None:
         assert state.step == SUMMARY
         assert state.status is Status.ACTIVE
     if isinstance(after, Exited):
+        # The step whose answer ended it is kept: "Retour" asks it again.
         assert state.status is Status.EXITED
-        assert state.step is None
+        assert state.step is not None
+        assert state.step in state.answers
     if isinstance(after, Completed):
         assert state.status is Status.COMPLETED
         assert answers["consent"] is True
@@ -310,6 +321,6 @@ def test_a_completed_conversation_has_every_required_answer(
             assert unanswered_required(flow, after.state.answers) == []
         if isinstance(after, Completed):
             assert after.state.answers["consent"] is True
-            if "parent_consent" in after.state.answers or flow.name == "mentee":
+            if flow.name == "referral":
                 needs_parent = flow.step("parent_consent").ask_if(after.state.answers)
                 assert not needs_parent or after.state.answers["parent_consent"] is True

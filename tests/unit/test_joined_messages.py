@@ -11,7 +11,9 @@ BUTTONS = InlineKeyboardMarkup([[InlineKeyboardButton("↩️ Retour", callback_
 
 def test_an_intro_and_the_first_question_make_one_message_with_the_questions_buttons() -> None:
     intro = Message("Super ! Je vais te poser 9 questions.", leads=True)
-    question = Message("<i>Question 1/9</i>\n\n<b>Quel est ton prénom ?</b>", BUTTONS)
+    question = Message(
+        "<i>Question 1 · ▱▱▱▱▱▱▱▱▱▱ 0 %</i>\n\n<b>Quel est ton prénom ?</b>", BUTTONS
+    )
     assert joined([intro, question]) == [
         Message(f"{intro.text}\n\n{question.text}", BUTTONS),
     ]
@@ -19,13 +21,13 @@ def test_an_intro_and_the_first_question_make_one_message_with_the_questions_but
 
 def test_a_message_with_a_keyboard_of_its_own_or_alone_stays_apart() -> None:
     noted = Message("C'est noté ✅", ReplyKeyboardRemove())
-    question = Message("<i>Question 10/10</i>", BUTTONS)
+    question = Message("<i>Question 10 · ▰▰▰▰▰▰▰▰▰▱ 90 %</i>", BUTTONS)
     thanks = Message("Merci, c'est envoyé !", leads=True)
     assert joined([noted, question]) == [noted, question]
     assert joined([question, thanks]) == [question, thanks]
     assert joined([thanks]) == [thanks]
     # A question without buttons (free text) never swallows what follows it.
-    typed = Message("<i>Question 2/9</i>\n\n<b>Quel âge as-tu ?</b>")
+    typed = Message("<i>Question 2 · ▱▱▱▱▱▱▱▱▱▱ 8 %</i>\n\n<b>Quel âge as-tu ?</b>")
     assert joined([typed, thanks]) == [typed, thanks]
     assert joined([]) == []
 

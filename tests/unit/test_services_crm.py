@@ -144,7 +144,7 @@ async def test_declined_with_a_reason_sends_the_contact_to_the_next_association(
     second = scene.handoffs()[-1]
     assert scene.slug_of(second) == "beta"
     notice = only(scene.pending(PersonNotice))
-    assert notice.text.msgid == handoffs.PERSON_REROUTED["mentee"].msgid
+    assert notice.text.msgid == handoffs.PERSON_REROUTED["mentee", "declined"].msgid
     # A second "declined" (a retry) sends her nowhere else.
     assert (await says(scene, handoff, "declined", reason="full")).outcome is Outcome.UNCHANGED
     assert len(scene.handoffs()) == 2

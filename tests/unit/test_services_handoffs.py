@@ -186,7 +186,7 @@ async def test_taking_a_contact_tells_the_person_who_will_call_and_shows_colleag
     notice = only(scene.pending(PersonNotice))
     assert notice.chat_id == NADIA
     assert notice.text == handoffs.PERSON_TAKEN["mentee"].fmt(
-        coordinator="Camille", association="Alpha"
+        coordinator="Camille", association="Alpha", name="Nadia"
     )
     bob_sees = card_of(scene, BOB)
     assert bob_sees.message_id is not None  # an edit of the card he already has
@@ -283,9 +283,9 @@ async def test_a_declined_contact_goes_to_the_next_association_and_the_person_is
     assert declined.closed_at == scene.now
     rerouted = scene.handoffs()[-1]
     assert (scene.slug_of(rerouted), rerouted.status) == ("beta", HandoffStatus.PROPOSED)
-    assert only(scene.pending(PersonNotice)).text == handoffs.PERSON_REROUTED["mentee"].fmt(
-        old="Alpha", association="Beta"
-    )
+    assert only(scene.pending(PersonNotice)).text == handoffs.PERSON_REROUTED[
+        "mentee", "declined"
+    ].fmt(old="Alpha", association="Beta", name="Nadia")
     assert card_of(scene, DORA).handoff_id == rerouted.id
     full = DECLINE_REASONS[0].label
     assert card_of(scene, BOB).status == cards.STATUS_DECLINED.fmt(
@@ -318,9 +318,9 @@ async def test_when_no_other_association_fits_the_person_hears_they_are_on_the_w
 
     profile = only(scene.db.tables.profiles.values())
     assert (profile.status, profile.association_slug) == (ProfileStatus.WAITING, None)
-    assert only(scene.pending(PersonNotice)).text == handoffs.PERSON_WAITING["mentee"].fmt(
-        old="Alpha"
-    )
+    assert only(scene.pending(PersonNotice)).text == handoffs.PERSON_WAITING[
+        "mentee", "declined"
+    ].fmt(old="Alpha", name="Nadia")
     alerts = scene.pending(AdminAlert)
     assert sorted(a.chat_id for a in alerts) == sorted(ADMINS)
     assert {a.text.msgid for a in alerts} == {handoffs.NO_MATCH_ALERT.msgid}
@@ -360,9 +360,9 @@ async def test_a_contact_nobody_takes_is_re_routed_after_the_re_route_delay() ->
     assert (expired.status, expired.closed_at) == (HandoffStatus.EXPIRED, rerouting)
     rerouted = scene.handoffs()[-1]
     assert scene.slug_of(rerouted) == "beta"
-    assert only(scene.pending(PersonNotice)).text == handoffs.PERSON_REROUTED["mentee"].fmt(
-        old="Alpha", association="Beta"
-    )
+    assert only(scene.pending(PersonNotice)).text == handoffs.PERSON_REROUTED[
+        "mentee", "silence"
+    ].fmt(old="Alpha", association="Beta", name="Nadia")
     assert card_of(scene, CAMILLE).status == cards.STATUS_EXPIRED.fmt(days=7)
 
 

@@ -15,12 +15,13 @@ from conversations.model import (
     ToggleInput,
 )
 from conversations.ports import AdminAlert, ContactCard
-from conversations.services import handoffs, onboarding, stats
+from conversations.services import announce, handoffs, onboarding, stats
 from conversations.services.actions import (
     Cancel,
     ChooseFlow,
     ChooseLanguage,
     Help,
+    Reopen,
     Restart,
 )
 from conversations.services.replies import Notice, Reply
@@ -32,7 +33,6 @@ from tests.unit.fakes import (
     only,
     sample_catalog,
 )
-from tests.unit.helpers import tick
 
 
 def asked(reply: Reply) -> str:
@@ -214,7 +214,7 @@ async def test_a_person_too_old_to_be_mentored_is_offered_to_become_a_mentor() -
 
     notice = only(reply.screens)
     assert isinstance(notice, Notice)
-    assert [b.action for b in notice.buttons] == [ChooseFlow("mentor")]
+    assert [b.action for b in notice.buttons] == [Reopen("age"), ChooseFlow("mentor")]
     assert only(scene.db.tables.conversations.values()).status == Status.EXITED
     assert scene.funnel(Milestone.EXITED, "age") == 1
     assert scene.db.tables.profiles == {}
@@ -246,7 +246,7 @@ async def test_a_parent_s_agreement_is_stored_as_a_parental_consent_too() -> Non
     scene = Scene()
     await scene.import_catalog(a_catalog(an_association("alpha")))
 
-    await scene.person(101).fill(age="13", needs=tick("needs", "school_support"))
+    await scene.person(101).fill("referral", age="13")
 
     kinds = sorted(c.kind for c in scene.db.tables.consents.values())
     assert kinds == [ConsentKind.CONTACT, ConsentKind.PARENTAL]
@@ -274,7 +274,7 @@ async def test_a_sign_up_is_proposed_to_the_best_association_and_each_of_its_act
     assert (card.chat_id, card.handoff_id) == (501, handoff.id)
     notice = only(reply.screens)
     assert isinstance(notice, Notice)
-    assert notice.text.msgid == onboarding.MATCHED["mentee"].msgid
+    assert notice.text.msgid == announce.MATCHED["mentee"].msgid
     assert notice.text.params["association"] == "Proxité"
     assert only(scene.db.tables.profiles.values()).association_slug == "proxite"
 
@@ -301,7 +301,7 @@ async def test_a_profile_nothing_fits_goes_on_the_waiting_list_and_each_admin_he
 
     notice = only(reply.screens)
     assert isinstance(notice, Notice)
-    assert notice.text == onboarding.NO_MATCH["mentee"].fmt(name="Nadia")
+    assert notice.text == announce.NO_MATCH["mentee"].fmt(name="Nadia")
     profile = only(scene.db.tables.profiles.values())
     assert (profile.status, profile.association_slug) == (ProfileStatus.WAITING, None)
     assert scene.handoffs() == []
@@ -357,21 +357,21 @@ async def test_cancel_stops_the_questionnaire_and_sends_it_to_nobody() -> None:
 
     reply = await nadia.send(Cancel())
 
-    assert reply.screens == (Notice(onboarding.CANCELLED),)
+    assert reply.screens == (Notice(onboarding.CANCELLED["tu"]),)
     assert reply.close_reply_keyboard
     assert only(scene.db.tables.conversations.values()).status == Status.CANCELLED
     assert scene.db.tables.profiles == {}
     assert scene.db.tables.outbox == {}
     assert scene.funnel(Milestone.CANCELLED) == 1
     assert (await nadia.answer(TextInput("Nadia"))).screens[0] == Notice(
-        onboarding.WELCOME, onboarding.FLOW_BUTTONS
+        onboarding.WELCOME_AGAIN["tu"], onboarding.FLOW_BUTTONS
     )
 
 
 async def test_cancel_with_nothing_in_progress_says_so() -> None:
     reply = await Scene().person(101).send(Cancel())
 
-    assert reply.screens == (Notice(onboarding.NOTHING_TO_CANCEL),)
+    assert reply.screens == (Notice(onboarding.NOTHING_TO_CANCEL["vous"]),)
 
 
 async def test_a_chosen_language_is_kept_for_every_reply_after_it() -> None:

@@ -10,7 +10,7 @@ from conversations.model import Status, TextInput
 from conversations.ports import AssociationWebhook, ContactCard, CoordinatorNotice
 from conversations.services import cards, coordinators, handoffs, privacy
 from conversations.services.actions import ConfirmErase, ConfirmJoin, ShowMyData
-from conversations.services.replies import Notice, Reply
+from conversations.services.replies import Document, Notice, Reply
 from conversations.text import Lines, Text
 from tests.unit.fakes import (
     DEAD,
@@ -34,8 +34,9 @@ async def a_scene() -> Scene:
 
 
 def details(reply: Reply) -> list[Text | str]:
-    notice = only(reply.screens)
+    notice, document = reply.screens
     assert isinstance(notice, Notice)
+    assert isinstance(document, Document)
     lines = notice.text.params["details"]
     assert isinstance(lines, Lines)
     return list(lines.items)
@@ -60,7 +61,7 @@ def card_of(scene: Scene, chat_id: int) -> ContactCard:
 async def test_someone_the_bot_knows_nothing_about_is_told_so() -> None:
     reply = await Scene().person(NADIA).send(ShowMyData())
 
-    assert reply.screens == (Notice(privacy.NO_DATA),)
+    assert reply.screens == (Notice(privacy.NO_DATA["vous"]),)
 
 
 async def test_my_data_shows_the_answers_of_a_questionnaire_in_progress() -> None:
@@ -109,7 +110,7 @@ async def test_erasing_removes_everything_about_the_person_but_the_anonymous_cou
 
     reply = await nadia.send(ConfirmErase())
 
-    assert reply.screens == (Notice(privacy.ERASED),)
+    assert reply.screens == (Notice(privacy.ERASED["tu"]),)
     tables = scene.db.tables
     assert [p.telegram_id for p in tables.people.values()] == [INES]
     assert [c.person_id for c in tables.conversations.values()] == [only(tables.people.values()).id]

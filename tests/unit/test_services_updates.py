@@ -138,7 +138,7 @@ async def test_asking_to_erase_offers_to_confirm_or_keep_and_keeping_erases_noth
 
     notice = only(asked.screens)
     assert isinstance(notice, Notice)
-    assert notice.text == privacy.ASK_ERASE
+    assert notice.text == privacy.ASK_ERASE["tu"]
     assert [b.action for b in notice.buttons] == [ConfirmErase(), KeepData()]
-    assert kept.screens == (Notice(privacy.KEPT),)
+    assert kept.screens == (Notice(privacy.KEPT["tu"]),)
     assert len(scene.db.tables.conversations) == 1

@@ -43,7 +43,7 @@ async def test_a_waiting_profile_that_now_fits_is_handed_off_and_the_person_told
     assert only(scene.pending(ContactCard)).chat_id == DORA
     notice = only(scene.pending(PersonNotice))
     assert notice.chat_id == NADIA
-    assert notice.text == waiting_list.PERSON_FOUND["mentee"].fmt(association="Beta")
+    assert notice.text == waiting_list.PERSON_FOUND["mentee"].fmt(association="Beta", name="Nadia")
 
     scene.later(waiting_list.EVERY)
     assert await retry(scene) == 0

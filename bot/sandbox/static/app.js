@@ -9,12 +9,16 @@
   const ROLE_TEXT = {
     mentee: "Un·e jeune qui cherche un·e mentor·e",
     mentor: "Une personne qui veut devenir mentor·e",
+    parent: "Inscrit son enfant, ou confirme l'inscription d'un·e jeune de moins de 15 ans",
     coordinator: "Reçoit les profils de son association",
     admin: "Envoyez /dashboard pour ouvrir le tableau de bord, /stats pour les chiffres",
   };
   const EMPTY_TEXT = {
     mentee: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
     mentor: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
+    parent:
+      "Pour inscrire un enfant : «\u00a0Démarrer\u00a0». Pour confirmer l'inscription d'un·e " +
+      "jeune de moins de 15 ans : ouvrez ici le lien que le bot lui a donné.",
     coordinator: "Les profils envoyés à son association arriveront ici.",
     admin:
       "Écrivez /dashboard : le bot répond avec un lien de connexion au tableau de bord. " +
@@ -133,8 +137,54 @@
     return body;
   }
 
+  function fileSize(bytes) {
+    if (typeof bytes !== "number") return "";
+    if (bytes < 1024) return `${bytes} o`;
+    const units = ["Ko", "Mo", "Go"];
+    let size = bytes / 1024;
+    let unit = 0;
+    while (size >= 1024 && unit < units.length - 1) {
+      size /= 1024;
+      unit += 1;
+    }
+    return `${size.toLocaleString("fr-FR", { maximumFractionDigits: 1 })} ${units[unit]}`;
+  }
+
+  function documentBody(message) {
+    const body = document.createElement("div");
+    body.className = "document";
+    const file = message.document;
+    const name = file.file_name || "document";
+    // Only the emulator's own download route: the bot's file, served as an attachment.
+    const link = file.url && file.url.startsWith(`${API}/`) ? document.createElement("a") : null;
+    const label = link || document.createElement("span");
+    label.className = "document-name";
+    label.textContent = `📄 ${name}`;
+    if (link) {
+      link.href = file.url;
+      link.download = name;
+      link.title = `Télécharger ${name}`;
+    }
+    body.append(label);
+    const details = [file.mime_type, fileSize(file.file_size)].filter(Boolean).join(" · ");
+    if (details) {
+      const meta = document.createElement("div");
+      meta.className = "document-details";
+      meta.textContent = details;
+      body.append(meta);
+    }
+    if (message.caption_html) {
+      const caption = document.createElement("div");
+      caption.className = "text caption";
+      caption.append(safeHtml(message.caption_html));
+      body.append(caption);
+    }
+    return body;
+  }
+
   function messageBody(message) {
     if (message.photo) return photoBody(message);
+    if (message.document) return documentBody(message);
     const body = document.createElement("div");
     body.className = "text";
     if (message.text !== null && message.text !== undefined) {
