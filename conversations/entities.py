@@ -191,6 +191,7 @@ class ParentalLink:
     answered_at: datetime | None = None
     agreed: bool | None = None
     id: int = field(default=None)  # type: ignore[assignment]
+    version: int | None = None
 
 
 @dataclass(eq=False, kw_only=True)

@@ -184,6 +184,9 @@ parental_links = Table(
     _moment("reminded_at", nullable=True),
     _moment("answered_at", nullable=True),
     Column("agreed", Boolean),
+    # Two accounts answering one link at once (two processes): the second commit is a Conflict,
+    # read again, and finds the link answered; the profile is never handed off twice.
+    Column("version", Integer, nullable=False, default=1),
 )
 
 # Telegram update ids already handled: a redelivered update changes nothing.
@@ -397,7 +400,9 @@ def map_entities() -> None:
     )
     mapper_registry.map_imperatively(Profile, profiles)
     mapper_registry.map_imperatively(Consent, consents)
-    mapper_registry.map_imperatively(ParentalLink, parental_links)
+    mapper_registry.map_imperatively(
+        ParentalLink, parental_links, version_id_col=parental_links.c.version
+    )
     mapper_registry.map_imperatively(AssociationRecord, associations)
     mapper_registry.map_imperatively(Coordinator, coordinators)
     mapper_registry.map_imperatively(Invite, invites)

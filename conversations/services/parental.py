@@ -12,7 +12,6 @@ import logging
 import secrets
 from datetime import datetime
 
-from conversations import engine
 from conversations.entities import (
     Consent,
     ConsentKind,
@@ -23,13 +22,14 @@ from conversations.entities import (
     ProfileStatus,
     answers_from_json,
 )
-from conversations.flows import CONSENT_VERSION, FLOWS
+from conversations.flows import CONSENT_VERSION
 from conversations.ports import Conflict, Localize, PersonNotice, UnitOfWork, UnitOfWorkFactory
 from conversations.services.access import hash_token
 from conversations.services.actions import AnswerParental
 from conversations.services.announce import announce_match
 from conversations.services.handoffs import ranking
 from conversations.services.policy import Policy
+from conversations.services.privacy import answers_text
 from conversations.services.replies import Button, Notice, Reply, Screen, Sender
 from conversations.text import Lines, Text, _
 
@@ -71,6 +71,8 @@ PARENT_ASKED = _(
     "Êtes-vous d'accord, comme parent (ou responsable légal) ? Qui garde quoi, et pourquoi : "
     "/privacy (texte de l'accord : version %(version)s)."
 )
+# The parent sees what the association will read about the child, not their own details again.
+PARENT_NOT_SHOWN = frozenset({"consent", "parent_name", "parent_phone"})
 NO_ASSOCIATION_YET = _("l'association du Collectif qui lui correspond (aucune pour l'instant)")
 AGREE = _("Oui, je suis d'accord")
 REFUSE = _("Non")
@@ -166,14 +168,7 @@ async def open_link(
         person.address = "vous"
     result = await ranking(uow, profile, sender.now)
     answers = answers_from_json(profile.answers)
-    flow = FLOWS[profile.flow]
-    lines = tuple(
-        _("• %(title)s : %(value)s").fmt(
-            title=step.title, value=engine.display(step, answers[step.key], answers)
-        )
-        for step in flow.steps
-        if step.key in answers and step.key not in ("consent", "parent_name", "parent_phone")
-    )
+    lines = answers_text(profile.flow, profile.answers, PARENT_NOT_SHOWN)
     association: Text | str = (
         result.best.association.name if result.best is not None else NO_ASSOCIATION_YET
     )

@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from conversations import engine
-from conversations.entities import Conversation, Person
+from conversations.entities import Consent, Conversation, Handoff, Person, Profile
 from conversations.flows import CONSENT_VERSION, FLOWS
 from conversations.handoff import HandoffStatus
 from conversations.ports import UnitOfWork, UnitOfWorkFactory
 from conversations.services import coordinators, handoffs
 from conversations.services.policy import Policy
-from conversations.services.replies import Notice, Reply, address_of
+from conversations.services.replies import Document, Notice, Reply, address_of
 from conversations.text import Lines, Text, When, _
 
 log = logging.getLogger(__name__)
@@ -128,11 +128,16 @@ PRIVACY = {
 RETENTION_BATCH = 500
 
 
-async def my_data(uow: UnitOfWork, person: Person, conversation: Conversation | None) -> Text:
-    """Everything stored about a person, and who received it (GDPR: access, recipients)."""
+async def my_data(
+    uow: UnitOfWork, person: Person, conversation: Conversation | None, now: datetime
+) -> tuple[Notice | Document, ...]:
+    """Everything stored about a person, and who received it (GDPR: access, recipients), read
+    once: in words, then as a JSON file (art. 20, portability)."""
     you = address_of(person)
-    parts: list[Text] = []
     profiles = await uow.profiles.for_person(person)
+    consents = await uow.profiles.consents_for(person)
+    recipients = await uow.handoffs.recipients([p.id for p in profiles])
+    parts: list[Text] = []
     for profile in profiles:
         parts.append(
             MY_DATA_PROFILE.fmt(
@@ -140,7 +145,7 @@ async def my_data(uow: UnitOfWork, person: Person, conversation: Conversation | 
                 answers=Lines(answers_text(profile.flow, profile.answers)),
             )
         )
-    for consent in await uow.profiles.consents_for(person):
+    for consent in consents:
         parts.append(
             MY_DATA_CONSENT.fmt(
                 kind=CONSENT_KINDS.get(consent.kind, OTHER_CONSENT),
@@ -149,7 +154,7 @@ async def my_data(uow: UnitOfWork, person: Person, conversation: Conversation | 
                 method=CONSENT_METHODS.get(consent.method, CONSENT_METHODS["in_chat"]),
             )
         )
-    for handoff, name in await uow.handoffs.recipients([p.id for p in profiles]):
+    for handoff, name in recipients:
         status = HANDOFF_STATES.get(
             HandoffStatus(handoff.status), HANDOFF_STATES[HandoffStatus.PROPOSED]
         )
@@ -162,18 +167,23 @@ async def my_data(uow: UnitOfWork, person: Person, conversation: Conversation | 
             MY_DATA_IN_PROGRESS.fmt(answers=Lines(answers_text(state.flow, state.answers)))
         )
     if not parts:
-        return NO_DATA[you]
-    return MY_DATA[you].fmt(details=Lines(tuple(parts)))
+        return (Notice(NO_DATA[you]),)
+    export = _export(person, profiles, consents, recipients, conversation, now)
+    return (
+        Notice(MY_DATA[you].fmt(details=Lines(tuple(parts)))),
+        Document(EXPORT_NAME, export, EXPORT_CAPTION[you]),
+    )
 
 
-async def my_data_document(
-    uow: UnitOfWork, person: Person, conversation: Conversation | None, now: datetime
+def _export(
+    person: Person,
+    profiles: list[Profile],
+    consents: list[Consent],
+    recipients: list[tuple[Handoff, str]],
+    conversation: Conversation | None,
+    now: datetime,
 ) -> bytes:
-    """Everything stored about the person, as JSON (GDPR art. 15 and 20: access, portability).
-
-    The raw values as stored, with the questions' keys: what the bot keeps, not a rendering."""
-    profiles = await uow.profiles.for_person(person)
-    recipients = await uow.handoffs.recipients([p.id for p in profiles])
+    """The raw values as stored, with the questions' keys: what the bot keeps, not a rendering."""
     data: dict[str, Any] = {
         "exported_at": now.isoformat(),
         "telegram_id": person.telegram_id,
@@ -202,7 +212,7 @@ async def my_data_document(
                 "method": c.method,
                 "profile_id": c.profile_id,
             }
-            for c in await uow.profiles.consents_for(person)
+            for c in consents
         ],
         "sent_to": [
             {
@@ -236,14 +246,16 @@ def privacy_notice(person: Person, language: str, policy: Policy) -> Reply:
     return Reply(language, screens=(Notice(text),))
 
 
-def answers_text(flow_name: str, answers: object) -> tuple[Text, ...]:
+def answers_text(
+    flow_name: str, answers: object, hidden: frozenset[str] = frozenset()
+) -> tuple[Text, ...]:
     flow = FLOWS.get(flow_name)
     if flow is None or not isinstance(answers, dict):
         return ()
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in answers.items()}
     lines = []
     for step in flow.steps:
-        if step.key in values:
+        if step.key in values and step.key not in hidden:
             shown = engine.display(step, values[step.key], values)
             lines.append(MY_DATA_ANSWER.fmt(title=step.title, value=shown))
     return tuple(lines)

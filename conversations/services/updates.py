@@ -55,7 +55,6 @@ from conversations.services.policy import Policy
 from conversations.services.replies import (
     Button,
     CardKeyboard,
-    Document,
     Notice,
     Reply,
     Sender,
@@ -180,13 +179,9 @@ async def _dispatch(
         case ChooseLanguage(chosen):
             return onboarding.choose_language(person, conversation, chosen, language)
         case ShowMyData():
-            you = address_of(person)
-            details = await privacy.my_data(uow, person, conversation)
-            if details == privacy.NO_DATA[you]:
-                return Reply(language, screens=(Notice(details),))
-            export = await privacy.my_data_document(uow, person, conversation, sender.now)
-            document = Document(privacy.EXPORT_NAME, export, privacy.EXPORT_CAPTION[you])
-            return Reply(language, screens=(Notice(details), document))
+            return Reply(
+                language, screens=await privacy.my_data(uow, person, conversation, sender.now)
+            )
         case AskErase():
             you = address_of(person)
             buttons = (

@@ -197,7 +197,7 @@ _TABLE_OF: dict[type, str] = {
 # once a concurrent writer commits, two concurrent conditional UPDATEs (inbox.take_over) both
 # succeed here. No service of `conversations` relies on that race; the bot's inbox does.
 _CORE = frozenset({"outbox", "inbox"})
-_VERSIONED = frozenset({"conversations", "handoffs"})
+_VERSIONED = frozenset({"conversations", "handoffs", "parental_links"})
 _UNIQUE: dict[str, Callable[[Any], object]] = {
     "people": lambda row: row.telegram_id,
     "profiles": lambda row: row.conversation_id,

@@ -27,7 +27,7 @@ from conversations.services.actions import (
 )
 from conversations.services.replies import Reply
 from tests.unit.fakes import Chat, Scene, a_catalog, an_association
-from tests.unit.helpers import pick, tick
+from tests.unit.helpers import DEFAULT_REPLIES, inputs_of, pick, tick
 
 # Words only one address uses. "te" and "t'" (te contactera, t'accompagne) count as "tu".
 MARKERS = {
@@ -77,8 +77,6 @@ async def play(chat: Chat, flow: str, **answers: object) -> list[Reply]:
     replies: list[Reply] = []
     reply = await chat.choose(flow)
     replies.append(reply)
-    from tests.unit.helpers import DEFAULT_REPLIES, inputs_of
-
     chosen = {**DEFAULT_REPLIES[flow], **answers}
     for _turn in range(40):
         screen = reply.screens[-1] if reply.screens else None

@@ -240,3 +240,20 @@ async def test_start_after_a_link_is_refused_does_not_offer_a_new_link() -> None
     reply = await scene.person(CHILD).send(Start())
 
     assert reply.screens[0] == Notice(parental.NOT_CONFIRMED)
+
+
+async def test_two_accounts_agreeing_at_once_hand_the_request_off_once() -> None:
+    scene = Scene()
+    token = link_in(await a_child_of_13_alone(scene)).removeprefix("pc_")
+    other_parent = scene.person(303)
+    # Another process commits the other parent's "yes" just before this one's.
+    scene.db.interleave(lambda: other_parent.send(AnswerParental(token, agreed=True)))
+
+    second = await scene.person(PARENT).send(AnswerParental(token, agreed=True))
+
+    assert second.screens == (Notice(parental.LINK_INVALID),)
+    assert len(scene.handoffs()) == 1
+    parental_consents = [
+        c for c in scene.db.tables.consents.values() if c.kind == ConsentKind.PARENTAL
+    ]
+    assert len(parental_consents) == 1

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("agreed", sa.Boolean(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["profile_id"],
             ["profiles.id"],
