@@ -41,9 +41,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# BENCH_ARGS=--quick: a two-minute smoke run of the end-to-end bench.
 bench: install translations
 	$(BIN)/python bench/bench_matching.py
-	$(BIN)/python bench/bench_chat.py 100
+	$(BIN)/python bench/bench_e2e.py $(BENCH_ARGS)
 
 # After changing a user-facing text: refresh the catalogues, then translate what is new.
 extract: install

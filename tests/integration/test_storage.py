@@ -164,7 +164,7 @@ async def test_old_update_ids_are_forgotten(uow_factory) -> None:  # type: ignor
 async def test_on_sqlite_64_updates_at_once_all_commit(sqlite_url: str) -> None:
     """A smoke test of the write path under concurrency. The failure it guards against ("database
     is locked" once the waits add up past the busy timeout) needs more load than a test should
-    carry: `bench/bench_chat.py` without the flood limit is what reproduced it."""
+    carry: `bench/bench_e2e.py` (flood limit lifted) is what reproduces it."""
     import asyncio
 
     from storage.db import write_lock
