@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -27,35 +28,87 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+# A PostgreSQL connection back in the pool for longer than this is pinged before it is used: a
+# server restart or a firewall may have closed it meanwhile. Pinging every checkout (SQLAlchemy's
+# pool_pre_ping) costs three round trips each time on asyncpg (BEGIN, ";", ROLLBACK).
+PING_IDLE_AFTER = 30.0
+
+
+def create_engine(
+    url: str, *, ping_idle_after: float = PING_IDLE_AFTER, **kwargs: Any
+) -> AsyncEngine:
     ensure_sqlite_directory(url)
     # SQL errors quote their parameters by default, and those are answers: names, phones,
     # e-mails. Logged with a traceback, they would leak; hide them.
     kwargs.setdefault("hide_parameters", True)
+    # Every use goes through a Connection that ends its transaction (commit, or the rollback of
+    # closing without one): the pool's own ROLLBACK on return would be one more call for nothing.
+    kwargs.setdefault("pool_reset_on_return", None)
     if is_sqlite(url):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    _ping_when_idle(engine, ping_idle_after)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_after: float) -> None:
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_after:
+            return
+        record.info[PINGED] = True
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            record.info.pop(PINGED, None)
+            # The pool discards this connection and checks out another (a fresh one).
+            raise exc.DisconnectionError("the connection died while idle") from error
+
+    event.listen(pool, "checkin", checkin)
+    event.listen(pool, "checkout", checkout)
+
+
+PINGED = "mentorat_pinged"
+# What asyncpg's ping sends outside a transaction: BEGIN, ";" and ROLLBACK.
+PING_ROUND_TRIPS = 3
 
 
 class RoundTrips:
-    """How many times this process spoke to its database: statements, plus the BEGIN, COMMIT,
-    ROLLBACK and pool resets around them. The benchmark divides it by the updates handled
-    (issue 13: the hot path's cost is counted, not guessed); `/metrics` exports it."""
+    """How many times this process spoke to its database: statements, the BEGIN, COMMIT and
+    ROLLBACK around them, and the pings of idle connections. The benchmark divides it by the
+    updates handled (issue 13: the hot path's cost is counted, not guessed); `/metrics` exports
+    it. On SQLite the BEGIN is our BEGIN IMMEDIATE statement, counted as one; on PostgreSQL
+    asyncpg sends it before the transaction's first statement."""
 
     def __init__(self) -> None:
         self.count = 0
 
     def watch(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
-        for name in ("before_cursor_execute", "begin", "commit", "rollback"):
+        names = ["before_cursor_execute", "commit", "rollback"]
+        if sync.dialect.name != "sqlite":
+            names.append("begin")
+        for name in names:
             event.listen(sync, name, self._one)
-        event.listen(sync.pool, "reset", self._one)
+        # Listeners run in order: create_engine's checkout (the ping) has marked the record.
+        event.listen(sync.pool, "checkout", self._pinged)
 
     def _one(self, *_args: Any, **_kwargs: Any) -> None:
         self.count += 1
+
+    def _pinged(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop(PINGED, False):
+            self.count += PING_ROUND_TRIPS
 
 
 def _begin_immediate(connection: Any) -> None:
