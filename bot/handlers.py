@@ -7,7 +7,15 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Bot, CallbackQuery, InputFile, Message, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    ReplyKeyboardRemove,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
@@ -62,6 +70,10 @@ class Handlers:
         self.replaying: set[int] = set()
         # Already handled, by this process or another: nothing shown.
         self.duplicates: set[int] = set()
+        # Webhook mode: presses being handled for an HTTP request from Telegram, and the toast
+        # each gets; the answerCallbackQuery goes back in the response, one Bot API call less.
+        self.answered_in_response: set[int] = set()
+        self.toasts: dict[int, str | None] = {}
 
     def take_failure(self, update_id: int) -> bool:
         if update_id in self.failed_updates:
@@ -204,7 +216,7 @@ class Handlers:
         assert query is not None
         action = callback_data.decode(query.data or "")
         if action is None or query.message is None or query.message.chat.type != ChatType.PRIVATE:
-            await query.answer()
+            await self._answer(update, query, None)
             return
         await self._run(update, context, action)
 
@@ -327,18 +339,89 @@ class Handlers:
         chat = update.effective_chat
         assert chat is not None
         query = update.callback_query
+        rendered = await self._rendered(reply)
         if query is not None:
             toast = self._renderer.toast(reply.language, reply.toast) if reply.toast else None
-            try:
-                await query.answer(toast)
-            except BadRequest as error:
-                # Too old to answer (a press replayed after a restart): only the spinner is lost.
-                log.warning("could not answer the press: %s", error.message)
-            await self._update_pressed(query, reply)
+            following = self._following(query, reply, rendered)
+            if following is not None and await self._edit_into(query, reply, following):
+                rendered = rendered[1:]
+            else:
+                await self._update_pressed(query, reply)
+            await self._answer(update, query, toast)
         if reply.close_reply_keyboard:
-            await self.send(bot, chat.id, self._renderer.noted(reply.language))
-        for message in await self._rendered(reply):
+            rendered = self._closing_reply_keyboard(update, reply, rendered)
+        for message in rendered:
             await self.send(bot, chat.id, message)
+
+    def _closing_reply_keyboard(
+        self, update: Update, reply: Reply, rendered: list[Rendered | Photo | File]
+    ) -> list[Rendered | Photo | File]:
+        """The "share my number" keyboard goes with the next message when that one has no
+        buttons of its own (a message has one keyboard). A shared contact needs nothing: the
+        keyboard is one-time, Telegram hid it. Only a number typed above the open keyboard, with
+        buttons to come, needs a message of its own to close it."""
+        first = rendered[0] if rendered else None
+        if isinstance(first, Rendered) and first.markup is None:
+            return [Rendered(first.text, ReplyKeyboardRemove(), first.leads), *rendered[1:]]
+        message = update.effective_message
+        if message is not None and message.contact is not None:
+            return rendered
+        return [self._renderer.noted(reply.language), *rendered]
+
+    async def _answer(self, update: Update, query: CallbackQuery, toast: str | None) -> None:
+        """Stops the button's spinner (with a toast, if any); in webhook mode, through the HTTP
+        response to Telegram's request."""
+        if update.update_id in self.answered_in_response:
+            self.toasts[update.update_id] = toast
+            return
+        try:
+            await query.answer(toast)
+        except BadRequest as error:
+            # Too old to answer (a press replayed after a restart): only the spinner is lost.
+            log.warning("could not answer the press: %s", error.message)
+
+    @staticmethod
+    def _following(
+        query: CallbackQuery, reply: Reply, rendered: list[Rendered | Photo | File]
+    ) -> Rendered | None:
+        """What the pressed message can become: the one question (or text) that follows the
+        answer it gave. Not the summary's "send" (the summary stays, as a record of what was
+        sent), not a keyboard Telegram cannot put on an edited message, not a picture."""
+        if reply.echo is None or reply.in_place is not None or reply.card_keyboard is not None:
+            return None
+        if reply.close_reply_keyboard or len(rendered) != 1 or reply.keep_pressed:
+            return None
+        following = rendered[0]
+        if not isinstance(following, Rendered) or not isinstance(query.message, Message):
+            return None
+        if following.markup is not None and not isinstance(following.markup, InlineKeyboardMarkup):
+            return None
+        return following
+
+    async def _edit_into(self, query: CallbackQuery, reply: Reply, following: Rendered) -> bool:
+        """The pressed message edited into what follows; False when Telegram refused the edit
+        (the old message then only loses its buttons, and what follows is sent anew)."""
+        message = query.message
+        assert isinstance(message, Message)
+        edited = self._renderer.followed(reply.language, reply.echo, following)
+        markup = following.markup
+        assert markup is None or isinstance(markup, InlineKeyboardMarkup)
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                await message.edit_text(edited.text, reply_markup=markup)
+                return True
+            except TimedOut:
+                # The edit may have been applied: the inbox's recovery sends the question again.
+                raise
+            except BadRequest as error:
+                log.warning("could not edit the pressed message: %s", error.message)
+                return False
+            except NetworkError as error:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                log.warning("edit failed (%s), attempt %s", type(error).__name__, attempt)
+                await asyncio.sleep(0.5 * 2**attempt)
+        return False
 
     async def _update_pressed(self, query: CallbackQuery, reply: Reply) -> None:
         message = query.message

@@ -55,6 +55,8 @@ SUMMARY_LINE = _("<b>%(title)s</b> : %(value)s")
 CONFIRM = _("✅ C'est bon, j'envoie")
 EDIT = _("✏️ %(title)s")
 ANSWERED = _("→ <b>%(answer)s</b>")
+# Above the next question, when the pressed message becomes it: what the press answered.
+TAKEN = _("✓ <b>%(answer)s</b>")
 NOTED = _("C'est noté ✅")
 # Telegram rejects longer texts with a 400 ("message is too long").
 TEXT_MAX = 4096
@@ -212,6 +214,13 @@ class Renderer:
         """The pressed message, its answer appended, so the chat reads as a record of answers."""
         line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
         return _bounded(f"{original_html}\n\n{line}")
+
+    def followed(self, language: str, echo: Echo, following: Message) -> Message:
+        """The pressed message turned into what follows it, under the answer it gave: one edit
+        instead of an edit and a new message."""
+        line = self._t.html(language, TAKEN.fmt(answer=echo if echo is not None else ""))
+        text = f"{line}\n\n{following.text}"
+        return Message(_bounded(text) if len(text) > TEXT_MAX else text, following.markup)
 
     def card_keyboard(
         self, language: str, handoff_id: int, buttons: tuple[CardButton, ...]

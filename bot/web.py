@@ -110,6 +110,17 @@ class _RoundTripsCollector(Collector):
         )
 
 
+def answer_in_response(callback_query_id: str, toast: str | None) -> dict[str, Any]:
+    """An answerCallbackQuery as the body of a webhook response."""
+    answer: dict[str, Any] = {
+        "method": "answerCallbackQuery",
+        "callback_query_id": callback_query_id,
+    }
+    if toast:
+        answer["text"] = toast
+    return answer
+
+
 def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
     assert settings.webhook_url is not None
     assert settings.webhook_secret is not None
@@ -119,6 +130,7 @@ def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
     metrics = Metrics(round_trips=lambda: bot.services.round_trips.count)
     processor = application.update_processor
     assert isinstance(processor, PerChatUpdateProcessor)
+    handlers = bot.handlers
 
     async def telegram(request: web.Request) -> web.Response:
         """One update from Telegram, handled before the answer."""
@@ -142,17 +154,33 @@ def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
             metrics.requests.labels("failed").inc()
             return web.Response(status=500)
         if not fresh:
-            # Given up before (it kept failing): acknowledged, nothing more.
+            # Done or given up before: acknowledged, nothing more (a press's spinner stopped,
+            # in case our first answer was lost).
             metrics.requests.labels("updates").inc()
+            if update.callback_query is not None:
+                return web.json_response(answer_in_response(update.callback_query.id, None))
             return web.Response(status=200)
-        # Through the per-chat processor: one chat's updates in order, as in polling mode.
-        outcome = await processor.process_webhook(update, application.process_update(update))
+        press = update.callback_query
+        if press is not None:
+            handlers.answered_in_response.add(update.update_id)
+        try:
+            # Through the per-chat processor: one chat's updates in order, as in polling mode.
+            outcome = await processor.process_webhook(update, application.process_update(update))
+        finally:
+            handlers.answered_in_response.discard(update.update_id)
+            answered = update.update_id in handlers.toasts
+            toast = handlers.toasts.pop(update.update_id, None)
         if outcome is Outcome.RETRY_LATER:
             # Not handled yet: a 500 makes Telegram send it again, and the recorded ids of
             # handled updates keep that retry from doing anything twice.
             metrics.requests.labels("failed").inc()
             return web.Response(status=500)
         metrics.requests.labels("updates").inc()
+        if press is not None and (answered or outcome is Outcome.DONE):
+            # The Bot API runs one method given in the response to its request: the button's
+            # spinner stops without a call of our own. (Telegram does not say whether it
+            # worked; a lost answer only lets the spinner run out.)
+            return web.json_response(answer_in_response(press.id, toast))
         return web.Response(status=200)
 
     app = web.Application(client_max_size=MAX_BODY)

@@ -1018,6 +1018,34 @@ class BotApiEmulator:
         self._changed.notify()
         return _json_response({"ok": True, "result": result}, 200)
 
+    async def webhook_response(self, status: int, content_type: str, body: bytes) -> None:
+        """What Telegram does with the bot's response to a webhook request: a 2xx JSON object
+        naming a `method` is run as if the bot had called it; its result and its errors go
+        nowhere (the Bot API gives no way to know them). Anything else is only the answer."""
+        if not 200 <= status < 300 or content_type != "application/json" or not body:
+            return
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(raw, dict) or not isinstance(raw.get("method"), str):
+            return
+        name = str(raw.pop("method"))
+        entry = self._methods.get(name.lower())
+        params = _normalize_params(raw)
+        record = ApiRequest(entry[0] if entry else name, params, in_webhook_response=True)
+        self.requests.append(record)
+        if entry is None or entry[0] in ("getUpdates", "getMe", "getWebhookInfo"):
+            # Only methods whose result is not needed make sense there; Telegram ignores others.
+            record.status = 404 if entry is None else 400
+        else:
+            try:
+                await entry[1](params)
+                record.status = 200
+            except ApiError as exc:
+                record.status = exc.code
+        self._changed.notify()
+
     def _fault_response(self, record: ApiRequest, status: int, error: ApiError) -> web.Response:
         record.status = status
         self._changed.notify()

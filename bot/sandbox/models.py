@@ -241,6 +241,8 @@ class ApiRequest:
     params: JSONDict
     status: int = 0
     at: float = field(default_factory=time.time)
+    # Given in the bot's response to a webhook request, not a call of its own.
+    in_webhook_response: bool = False
 
     def __iter__(self) -> Any:
         # Lets a test unpack `method, params = request`.

@@ -460,7 +460,7 @@ async def answer(
         result = await _submit(
             uow, person, conversation, outcome.state, language, sender, localize, policy
         )
-        return Reply(language, screens=result, echo=SENT)
+        return Reply(language, screens=result, echo=SENT, keep_pressed=True)
     if isinstance(outcome, Exited):
         _milestone(uow, conversation, state.step, Milestone.EXITED, sender.now, language)
         offer = outcome.offer_flow

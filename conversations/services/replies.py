@@ -67,6 +67,9 @@ class Reply:
     toast: Text | None = None
     # The answer a pressed button gave, shown on that message in place of its keyboard.
     echo: Echo = None
+    # The pressed message is a record to keep (the summary that was sent): frozen with its
+    # answer, never turned into what follows.
+    keep_pressed: bool = False
     # A new keyboard for the pressed message (multi-choice toggles).
     in_place: Ask | None = None
     # The step just answered was a phone number: the "share my number" keyboard must go.

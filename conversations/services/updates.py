@@ -207,7 +207,9 @@ async def _dispatch(
                 uow, token, sender.telegram_id, sender.first_name, language, sender.now
             )
             if record is None:
-                return Reply(language, screens=(Notice(coordinators.INVITE_INVALID),), echo="—")
+                # A new message: the pressed one did not become this (a double tap keeps its
+                # welcome).
+                return Reply(language, screens=(Notice(coordinators.INVITE_INVALID),))
             return Reply(
                 language,
                 screens=(Notice(coordinators.JOINED.fmt(association=record.name)),),

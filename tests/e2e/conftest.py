@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -48,15 +48,29 @@ class Chat:
         return await self.reads(expect)
 
     async def taps(self, label: str, expect: str | None = None) -> ChatMessage:
-        self.user.press(self.button(label))
-        return await self.reads(expect)
+        """Presses the newest button containing `label`; returns what the person reads next:
+        a new bot message, or the pressed message turned into the next question."""
+        full_label = self.button(label)
+        live = next(m for m in reversed(self.user.messages) if full_label in m.button_texts)
+        # The chat's messages change as they are edited: the pressed one as it was.
+        pressed = replace(live)
+        self.user.press(full_label, message_id=pressed.message_id)
+        return await self.user.wait_for_message(
+            lambda m: followed(m, pressed) and (expect is None or expect in (m.text or "")),
+            include_edits=True,
+        )
 
     async def toggles(self, label: str) -> ChatMessage:
         """A multi-choice toggle: the keyboard changes in place, no new message."""
         full_label = self.button(label)
         message = next(m for m in reversed(self.user.messages) if full_label in m.button_texts)
+        before = message.reply_markup
         self.user.press(full_label, message_id=message.message_id)
-        return await self.user.next_edit(message_id=message.message_id)
+        while True:
+            # Earlier edits of this message (it became this question) are not the toggle's.
+            edited = await self.user.next_edit(message_id=message.message_id)
+            if edited.reply_markup != before:
+                return edited
 
     async def starts(self, payload: str | None = None, expect: str | None = None) -> ChatMessage:
         self.user.send_command("start", payload)
@@ -74,6 +88,20 @@ class Chat:
                 if label in button["text"]:
                     return str(button["text"])
         raise AssertionError(f"no button with {label!r}; last message: {self.user.last_message}")
+
+
+def followed(message: ChatMessage, pressed: ChatMessage) -> bool:
+    """A bot message that follows a press: any new one, or the pressed one edited into what
+    follows its answer (it then starts with "✓ <answer>"); not the pressed one only frozen with
+    its answer (its text, and "→ <answer>" below), nor only given new buttons (a toggle)."""
+    if message.edit_date is None:
+        return True
+    text, before = message.text or "", pressed.text or ""
+    return (
+        message.message_id == pressed.message_id
+        and text.startswith("✓ ")
+        and not text.startswith(before)
+    )
 
 
 @pytest.fixture

@@ -316,6 +316,10 @@ class WebhookTelegram:
                 f"{target}/telegram", json=body, headers={SECRET_HEADER: SECRET}
             ) as response:
                 status = response.status
+                # A method in the response (a press's answerCallbackQuery) is run, as Telegram does.
+                await self._emulator.webhook_response(
+                    status, response.content_type, await response.read()
+                )
         except (aiohttp.ClientError, OSError, TimeoutError):
             status = None
         took = time.monotonic() - began

@@ -126,10 +126,12 @@ async def erases_own_data(chat: Chat) -> None:
     await chat.taps("Oui, tout effacer", expect="effacées")
 
 
-async def toast_on(user: EmulatedUser, message_id: int) -> Any:
+async def toast_on(user: EmulatedUser, message_id: int, after: int = 0) -> Any:
+    """The next toast on that message, among those after the first `after` the user got (a
+    message edited into the next screen keeps its id: its earlier presses' toasts are not it)."""
     while True:
         toast = await user.next_toast()
-        if toast.message_id == message_id:
+        if toast.message_id == message_id and user.toasts.index(toast) >= after:
             return toast
 
 
@@ -249,8 +251,9 @@ async def test_forged_presses_by_another_association_or_a_stranger_change_nothin
         # A modified client sends the card's callback data from a message of its own: the
         # emulator's private hook does what Telegram's own clients never would.
         own = intruder.user.messages[-1]
+        seen = len(intruder.user.toasts)
         emulator._push_callback_query(intruder.user, own, f"h|take|{handoff.id}")
-        toast = await toast_on(intruder.user, own.message_id)
+        toast = await toast_on(intruder.user, own.message_id, after=seen)
         assert toast.text == "Ce bouton n'est pas pour vous."
     [handoff] = await handoffs_in_db(app)
     assert handoff.status in ("proposed", "delivered")

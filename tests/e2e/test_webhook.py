@@ -68,13 +68,22 @@ async def webhook(
 
 
 async def post(
-    base: str, update: dict[str, Any], secret: str = SECRET, body: bytes | None = None
+    base: str,
+    update: dict[str, Any],
+    secret: str = SECRET,
+    body: bytes | None = None,
+    telegram: BotApiEmulator | None = None,
 ) -> int:
+    """POSTs as Telegram does; with `telegram`, a method in the response is run, as it would."""
     async with aiohttp.ClientSession() as session:
         kwargs: dict[str, Any] = {"data": body} if body is not None else {"json": update}
         async with session.post(
             f"{base}/telegram", headers={SECRET_HEADER: secret}, **kwargs
         ) as response:
+            if telegram is not None:
+                await telegram.webhook_response(
+                    response.status, response.content_type, await response.read()
+                )
             return response.status
 
 
@@ -103,6 +112,46 @@ async def test_an_update_is_answered_once_even_when_telegram_posts_it_twice(
     assert "Collectif Mentorat" in (user.messages[-1].text or "")
     assert await post(webhook, update) == 200
     assert len(user.messages) == 1
+
+
+async def test_a_press_is_answered_in_the_response_and_becomes_the_next_question(
+    webhook: str, emulator: BotApiEmulator
+) -> None:
+    """One Bot API call for a press: the spinner stops through the webhook response
+    (answerCallbackQuery), and the pressed message is edited into the next question."""
+    user = emulator.user(6002, "Inès")
+    user.send_command("start")
+    await post(webhook, take_update(emulator), telegram=emulator)
+    welcome = user.messages[-1]
+    user.press("Je cherche un·e mentor·e", message_id=welcome.message_id)
+    await post(webhook, take_update(emulator), telegram=emulator)
+    user.send_text("Inès")
+    await post(webhook, take_update(emulator), telegram=emulator)
+    user.send_text("15")
+    await post(webhook, take_update(emulator), telegram=emulator)
+    user.send_text("93200")
+    await post(webhook, take_update(emulator), telegram=emulator)
+    question = user.messages[-1]
+    assert "Question 4" in (question.text or "")
+    calls_before = len(emulator.requests)
+    user.press("Lycée professionnel", message_id=question.message_id)
+    press = take_update(emulator)
+    assert await post(webhook, press, telegram=emulator) == 200
+    made = emulator.requests[calls_before:]
+    assert [(c.method, c.in_webhook_response) for c in made] == [
+        ("editMessageText", False),
+        ("answerCallbackQuery", True),
+    ]
+    assert made[1].params["callback_query_id"] == press["callback_query"]["id"]
+    assert made[1].status == 200
+    edited = user.messages[-1]
+    assert edited.message_id == question.message_id
+    assert (edited.text or "").startswith("✓ Lycée professionnel")
+    assert "Question 5" in (edited.text or "")
+    # Telegram sends it again (say our 200 was lost): nothing changes, the spinner is answered.
+    assert await post(webhook, press, telegram=emulator) == 200
+    assert [c.method for c in emulator.requests[calls_before + 2 :]] == ["answerCallbackQuery"]
+    assert user.messages[-1].text == edited.text
 
 
 async def test_a_post_without_the_secret_is_refused_and_changes_nothing(
