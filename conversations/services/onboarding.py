@@ -22,6 +22,7 @@ from conversations.entities import (
     Person,
     Profile,
     ProfileStatus,
+    answers_from_json,
     answers_to_json,
 )
 from conversations.flows import CONSENT_VERSION, FLOWS, ROLE_OF
@@ -165,6 +166,11 @@ ALREADY_REQUESTED = {
         "remplacer par une nouvelle ? L'association sera prévenue que vous la retirez."
     ),
 }
+# Only a young person alone waits for a parent: "tu".
+ALREADY_AWAITING_PARENT = _(
+    "Ta demande attend encore l'accord de ton parent (avec le lien que je t'ai donné). Veux-tu "
+    "la remplacer par une nouvelle ?"
+)
 ALREADY_WAITING = {
     "mentee": _(
         "Tu as déjà une demande sur la liste d'attente. Veux-tu la remplacer par une nouvelle ?"
@@ -307,6 +313,8 @@ async def choose_flow(
             Button(REPLACE_REQUEST, ReplaceRequest(flow.name, profile.id)),
             Button(KEEP_REQUEST, KeepRequest(flow.name)),
         )
+        if profile.status == ProfileStatus.AWAITING_PARENT:
+            return Reply(language, screens=(Notice(ALREADY_AWAITING_PARENT, buttons),))
         if record is None:
             return Reply(language, screens=(Notice(ALREADY_WAITING[flow.name], buttons),))
         text = ALREADY_REQUESTED[flow.name].fmt(association=record.name)
@@ -508,7 +516,12 @@ async def _submit(
         )
     )
     await uow.flush()
+    # An account that said it is an under-15 cannot then say it is the parent: the parent's
+    # agreement comes through the link, from the parent's own account.
+    self_declared = await _parent_in_name_only(uow, person, state)
     for kind, method in _consents_given(state):
+        if self_declared and kind is ConsentKind.PARENTAL:
+            continue
         uow.profiles.add_consent(
             Consent(
                 person_id=person.id,
@@ -520,9 +533,22 @@ async def _submit(
             )
         )
     _milestone(uow, conversation, None, Milestone.COMPLETED, now, language)
-    if state.flow == "mentee" and needs_parent(state.answers):
+    if (state.flow == "mentee" and needs_parent(state.answers)) or self_declared:
         return await parental.ask_parent(uow, profile, sender, policy)
     return (await announce_match(uow, profile, conversation, now, localize, policy),)
+
+
+async def _parent_in_name_only(uow: UnitOfWork, person: Person, state: ConversationState) -> bool:
+    """A referral "as the parent" of an under-15, from an account that filled in the young
+    person's own questionnaire as an under-15 (a refused child trying again, say)."""
+    if state.flow != "referral" or not needs_parent(state.answers):
+        return False
+    if state.answers.get("referrer_role") != PARENT:
+        return False
+    return any(
+        p.flow == "mentee" and needs_parent(answers_from_json(p.answers))
+        for p in await uow.profiles.for_person(person)
+    )
 
 
 def _consents_given(state: ConversationState) -> list[tuple[ConsentKind, ConsentMethod]]:

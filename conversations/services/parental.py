@@ -49,7 +49,7 @@ ASK_PARENT = _(
 )
 NEW_LINK = _(
     "Ta demande attend l'accord de ton parent. Voici un nouveau lien à lui envoyer (l'ancien ne "
-    "marche plus) :\n\n%(link)s"
+    "marche plus), valable %(days)s jours :\n\n%(link)s"
 )
 NOT_CONFIRMED = _(
     "Ta dernière demande n'a pas reçu l'accord de ton parent : elle n'a été envoyée à aucune "
@@ -78,6 +78,17 @@ AGREE = _("Oui, je suis d'accord")
 REFUSE = _("Non")
 PARENT_THANKS = _(
     "Merci, c'est confirmé ✅ %(name)s est prévenu·e. L'association vous appellera bientôt."
+)
+PARENT_THANKS_WAITING = _(
+    "Merci, c'est confirmé ✅ %(name)s est prévenu·e. Aucune association ne peut l'accompagner "
+    "pour l'instant : la demande attend sur la liste d'attente, et %(name)s sera prévenu·e dès "
+    "qu'une association la prend."
+)
+ALREADY_ANSWERED = _("Ce lien a déjà reçu sa réponse 🙂")
+# Those who may receive the child's contact cannot speak for the parent.
+NOT_FOR_STAFF = _(
+    "Ce lien est pour le parent du ou de la jeune : un compte de coordinateur ou coordinatrice "
+    "d'association ne peut pas donner cet accord."
 )
 PARENT_REFUSED = _("C'est noté : rien ne sera transmis. %(name)s est prévenu·e.")
 CHILD_CONFIRMED = _("Ton parent a donné son accord ✅")
@@ -131,10 +142,15 @@ async def status_notice(uow: UnitOfWork, profile: Profile, sender: Sender | None
     link = await uow.parental_links.of_profile(profile.id)
     if sender is None or link is None or link.answered_at is not None:
         return Notice(REMINDER)
-    # Only the hash is kept: the old link cannot be shown again, so a new one replaces it.
+    # Only the hash is kept: the old link cannot be shown again, so a new one replaces it,
+    # with a whole new delay: a link given on the last day must not die within the hour. (The
+    # one reminder stays one: if it was sent, the new link gets none.)
+    span = link.expires_at - link.created_at
     token = secrets.token_urlsafe(24)
     link.token_hash = hash_token(token)
-    return Notice(NEW_LINK.fmt(link=_link(sender, token)))
+    link.created_at = sender.now
+    link.expires_at = sender.now + span
+    return Notice(NEW_LINK.fmt(link=_link(sender, token), days=str(max(1, span.days))))
 
 
 async def _open(uow: UnitOfWork, token: str, now: datetime) -> tuple[ParentalLink, Profile] | None:
@@ -164,6 +180,9 @@ async def open_link(
     if profile.person_id == person.id:
         # The child's own account: forwarding is the only way on.
         return Reply(language, screens=(Notice(OWN_LINK),))
+    if await uow.coordinators.of_person(sender.telegram_id):
+        # A coordinator would read the child's answers before any parent agreed.
+        return Reply(language, screens=(Notice(NOT_FOR_STAFF),))
     if person.address is None:
         person.address = "vous"
     result = await ranking(uow, profile, sender.now)
@@ -201,10 +220,17 @@ async def answer(
     """The parent's yes (the profile is handed off now) or no (it goes nowhere)."""
     found = await _open(uow, token, sender.now)
     if found is None:
-        return Reply(language, screens=(Notice(LINK_INVALID),), echo="—")
+        known = await uow.parental_links.by_hash(hash_token(token))
+        if known is not None and known.answered_at is not None:
+            # A double tap, or a second look: the answer given stands, the screen stays.
+            return Reply(language, toast=ALREADY_ANSWERED)
+        # A new message, the pressed one left as it is: it did not become this.
+        return Reply(language, screens=(Notice(LINK_INVALID),))
     link, profile = found
     if profile.person_id == person.id:
-        return Reply(language, screens=(Notice(OWN_LINK),), echo="—")
+        return Reply(language, screens=(Notice(OWN_LINK),))
+    if await uow.coordinators.of_person(sender.telegram_id):
+        return Reply(language, screens=(Notice(NOT_FOR_STAFF),))
     child = await uow.people.get(profile.person_id)
     link.answered_at = sender.now
     link.agreed = agreed
@@ -233,7 +259,8 @@ async def answer(
         text = Text("%(lines)s").fmt(lines=Lines((CHILD_CONFIRMED, news.text)))
         await _tell_child(uow, f"parental-ok:{profile.id}", child, profile, text, sender.now)
     log.info("profile %s: the parent agreed", profile.id)
-    return Reply(language, screens=(Notice(PARENT_THANKS.fmt(name=name)),), echo=AGREE)
+    thanks = PARENT_THANKS if profile.status == ProfileStatus.MATCHED else PARENT_THANKS_WAITING
+    return Reply(language, screens=(Notice(thanks.fmt(name=name)),), echo=AGREE)
 
 
 async def _tell_child(

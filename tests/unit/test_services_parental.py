@@ -251,7 +251,9 @@ async def test_two_accounts_agreeing_at_once_hand_the_request_off_once() -> None
 
     second = await scene.person(PARENT).send(AnswerParental(token, agreed=True))
 
-    assert second.screens == (Notice(parental.LINK_INVALID),)
+    # The other account finds it answered: a toast, the screen stays.
+    assert second.screens == ()
+    assert second.toast == parental.ALREADY_ANSWERED
     assert len(scene.handoffs()) == 1
     parental_consents = [
         c for c in scene.db.tables.consents.values() if c.kind == ConsentKind.PARENTAL
