@@ -162,6 +162,12 @@ class PeopleRepository(Protocol):
     async def seen(
         self, telegram_id: int, telegram_language: str | None, now: datetime
     ) -> Person: ...
+    async def arrived(
+        self, telegram_id: int, telegram_language: str | None, now: datetime
+    ) -> tuple[Person, Conversation | None]:
+        """`seen`, with the person's active conversation, in one read: what every update needs."""
+        ...
+
     async def due_for_erasure(
         self,
         without_profile_before: datetime,
@@ -245,6 +251,11 @@ class InboxRepository(Protocol):
 class UpdateLog(Protocol):
     async def seen(self, update_id: int) -> bool: ...
     def record(self, update_id: int, now: datetime) -> None: ...
+    async def claim(self, update_id: int, now: datetime) -> bool:
+        """Record the update as handled by this transaction, at once; False when it was before
+        (a redelivery). A concurrent transaction claiming the same id waits for this one."""
+        ...
+
     async def newest(self) -> int: ...
     async def forget_before(self, moment: datetime) -> int: ...
 

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, distinct, func, or_, select
+from sqlalchemy import String, and_, cast, delete, distinct, func, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +30,6 @@ from conversations.entities import (
 from conversations.model import ConversationState, Status
 from conversations.ports import CatalogChanges
 from storage.tables import (
-    FunnelEvent,
     ProcessedUpdate,
     associations,
     consents,
@@ -47,6 +48,10 @@ def rowcount(result: Result[Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "sqlite"
+
+
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -61,21 +66,48 @@ class PeopleRepository:
         """The person behind a Telegram account, created on first contact."""
         person = await self.by_telegram_id(telegram_id)
         if person is None:
-            person = Person(
-                telegram_id=telegram_id,
-                telegram_language=telegram_language,
-                created_at=now,
-                last_seen_at=now,
-            )
-            self._session.add(person)
-            await self._session.flush()
-        else:
-            # Kept to the hour (see LAST_SEEN_PRECISION): no UPDATE on nearly every answer.
-            if now - person.last_seen_at >= LAST_SEEN_PRECISION:
-                person.last_seen_at = now
-            if telegram_language and telegram_language != person.telegram_language:
-                person.telegram_language = telegram_language
+            return await self._first_contact(telegram_id, telegram_language, now)
+        _saw(person, telegram_language, now)
         return person
+
+    async def _first_contact(
+        self, telegram_id: int, telegram_language: str | None, now: datetime
+    ) -> Person:
+        person = Person(
+            telegram_id=telegram_id,
+            telegram_language=telegram_language,
+            created_at=now,
+            last_seen_at=now,
+        )
+        self._session.add(person)
+        # Its id, now: the use-case writes rows that refer to it.
+        await self._session.flush()
+        return person
+
+    async def arrived(
+        self, telegram_id: int, telegram_language: str | None, now: datetime
+    ) -> tuple[Person, Conversation | None]:
+        """The person and their active conversation in one SELECT (a join, not two queries)."""
+        row = (
+            await self._session.execute(
+                select(Person, Conversation)
+                .outerjoin(
+                    Conversation,
+                    and_(
+                        conversations.c.person_id == people.c.id,
+                        conversations.c.status == Status.ACTIVE,
+                    ),
+                )
+                .where(people.c.telegram_id == telegram_id)
+                .order_by(conversations.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return await self._first_contact(telegram_id, telegram_language, now), None
+        person, conversation = row
+        _saw(person, telegram_language, now)
+        return person, conversation
 
     async def due_for_erasure(
         self,
@@ -122,6 +154,14 @@ class PeopleRepository:
             delete(Conversation).where(conversations.c.person_id == person.id)
         )
         await self._session.delete(person)
+
+
+def _saw(person: Person, telegram_language: str | None, now: datetime) -> None:
+    # Kept to the hour (see LAST_SEEN_PRECISION): no UPDATE on nearly every answer.
+    if now - person.last_seen_at >= LAST_SEEN_PRECISION:
+        person.last_seen_at = now
+    if telegram_language and telegram_language != person.telegram_language:
+        person.telegram_language = telegram_language
 
 
 class ConversationRepository:
@@ -294,6 +334,18 @@ class UpdateLog:
         # A second record of one id fails at flush: the unit of work turns that into Conflict.
         self._session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
 
+    async def claim(self, update_id: int, now: datetime) -> bool:
+        """The duplicate check and the record in one statement. On PostgreSQL a concurrent
+        transaction inserting the same id waits for this one's end: if it commits, that one
+        inserts nothing (a duplicate); if it rolls back, that one claims the id."""
+        insert = pg_insert if _dialect(self._session) == "postgresql" else sqlite_insert
+        result = await self._session.execute(
+            insert(processed_updates)
+            .values(update_id=update_id, processed_at=now)
+            .on_conflict_do_nothing(index_elements=["update_id"])
+        )
+        return rowcount(result) == 1
+
     async def newest(self) -> int:
         """The highest update id handled (0 for none): a fresh emulator must count on from it."""
         return int(await self._session.scalar(select(func.max(processed_updates.c.update_id))) or 0)
@@ -307,8 +359,12 @@ class UpdateLog:
 
 
 class FunnelRepository:
+    """Events are kept in memory and written in one multi-row INSERT before the unit of work
+    flushes or commits (with the ORM, SQLite would insert each with its own statement)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._pending: list[dict[str, Any]] = []
 
     def record(
         self,
@@ -322,20 +378,27 @@ class FunnelRepository:
         language: str | None = None,
         source: str | None = None,
     ) -> None:
-        self._session.add(
-            FunnelEvent(
-                flow=flow,
-                step=step,
-                event=event,
-                at=at,
-                detail=detail,
-                journey=journey,
-                language=language,
-                source=source,
-            )
+        self._pending.append(
+            {
+                "flow": flow,
+                "step": step,
+                "event": event,
+                "at": at,
+                "detail": detail,
+                "journey": journey,
+                "language": language,
+                "source": source,
+            }
         )
 
+    async def write(self) -> None:
+        """What was recorded since the last write, in one statement."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await self._session.execute(insert(funnel_events), pending)
+
     async def counts(self) -> dict[tuple[str, str], int]:
+        await self.write()
         rows = await self._session.execute(
             select(funnel_events.c.flow, funnel_events.c.event, func.count()).group_by(
                 funnel_events.c.flow, funnel_events.c.event
@@ -346,6 +409,7 @@ class FunnelRepository:
     async def answered_by_step(self) -> dict[tuple[str, str], int]:
         """People who answered each step: a step answered again after Back counts once. (Events
         from before journeys existed have none: each counts as its own.)"""
+        await self.write()
         who = func.coalesce(funnel_events.c.journey, cast(funnel_events.c.id, String))
         rows = await self._session.execute(
             select(funnel_events.c.flow, funnel_events.c.step, func.count(distinct(who)))

@@ -87,7 +87,8 @@ class UnitOfWork:
         self.profiles = ProfileRepository(self._session)
         self.parental_links = ParentalLinkRepository(self._session)
         self.updates = UpdateLog(self._session)
-        self.funnel = FunnelRepository(self._session)
+        self._funnel = FunnelRepository(self._session)
+        self.funnel = self._funnel
         self.catalog = CatalogRepository(self._session)
         self.coordinators = CoordinatorRepository(self._session)
         self.invites = InviteRepository(self._session)
@@ -119,12 +120,14 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         try:
+            await self._funnel.write()
             await self.session.commit()
         except CONFLICTS as error:
             raise _conflict(error) from error
 
     async def flush(self) -> None:
         try:
+            await self._funnel.write()
             await self.session.flush()
         except CONFLICTS as error:
             raise _conflict(error) from error

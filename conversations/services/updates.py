@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from conversations.entities import Person
+from conversations.entities import Conversation, Person
 from conversations.ports import Conflict, Localize, UnitOfWork, UnitOfWorkFactory
 from conversations.services import (
     access,
@@ -83,16 +83,16 @@ async def handle(
     for attempt in range(ATTEMPTS):
         try:
             async with unit_of_work() as uow:
-                if await uow.updates.seen(sender.update_id):
+                # The update id first: a redelivery costs one statement and runs nothing.
+                if not await uow.updates.claim(sender.update_id, sender.now):
                     log.info("update %s already handled", sender.update_id)
                     return Reply(language="fr", duplicate=True)
-                person = await uow.people.seen(
+                person, conversation = await uow.people.arrived(
                     sender.telegram_id, sender.telegram_language, sender.now
                 )
-                reply = await _dispatch(uow, person, sender, action, policy, localize)
+                reply = await _dispatch(uow, person, conversation, sender, action, policy, localize)
                 # After the use-case: choosing a questionnaire sets how the person is addressed.
                 reply = replace(reply, address=address_of(person))
-                uow.updates.record(sender.update_id, sender.now)
                 await uow.commit()
                 if uow.outbox.enqueued:
                     on_outbox()
@@ -126,13 +126,13 @@ async def forget_old_updates(unit_of_work: UnitOfWorkFactory, now: datetime) -> 
 async def _dispatch(
     uow: UnitOfWork,
     person: Person,
+    conversation: Conversation | None,
     sender: Sender,
     action: Action,
     policy: Policy,
     localize: Localize,
 ) -> Reply:
     language = pick_language(person.language, person.telegram_language)
-    conversation = await uow.conversations.active_for(person)
     if person.blocked_at is not None and not isinstance(action, ChatMemberChanged):
         # They write again: they unblocked the bot, even if that update was lost.
         person.blocked_at = None

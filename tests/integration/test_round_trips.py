@@ -4,12 +4,26 @@ the counter counts what really goes to the server, and a connection is pinged on
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from itertools import count
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from conversations.model import TextInput
+from conversations.services import updates
+from conversations.services.actions import Action, Answer, ChooseFlow
+from conversations.services.policy import Policy
+from conversations.services.replies import Reply, Sender
 from storage.db import RoundTrips, create_engine, session_factory
+from storage.tables import funnel_events, processed_updates
 from storage.uow import UnitOfWork
+from tests.unit.fakes import localize
+
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+# BEGIN, the update id claimed (INSERT … ON CONFLICT DO NOTHING), the person and their
+# conversation (one SELECT), the conversation's UPDATE, the funnel events (one INSERT), COMMIT.
+TRIPS_PER_ANSWER = 6
 
 
 @pytest.fixture
@@ -92,3 +106,58 @@ async def test_a_connection_idle_for_a_while_is_pinged_and_the_ping_counted(
         assert trips.count - before == 6
     finally:
         await engine.dispose()
+
+
+class Person:
+    """Someone sending updates through `updates.handle` on real storage, one id after another."""
+
+    def __init__(self, uow: UnitOfWork, telegram_id: int = 1001) -> None:
+        self._uow = uow
+        self._telegram_id = telegram_id
+        self._ids = count(1)
+        self.now = NOW
+
+    async def sends(self, action: Action, update_id: int | None = None) -> Reply:
+        sender = Sender(
+            update_id=next(self._ids) if update_id is None else update_id,
+            telegram_id=self._telegram_id,
+            chat_id=self._telegram_id,
+            telegram_language="fr",
+            now=self.now,
+        )
+        return await updates.handle(lambda: self._uow, sender, action, Policy(), localize)
+
+
+async def test_an_answer_costs_one_read_and_one_write_transaction(counted) -> None:  # type: ignore[no-untyped-def]
+    uow, trips = counted
+    ines = Person(uow)
+    await ines.sends(ChooseFlow("mentee"))
+    await ines.sends(Answer(TextInput("Inès")))
+    # An hour later: last_seen_at is due too, and goes in the same transaction.
+    ines.now += timedelta(hours=2)
+    for typed in ("17", "93200"):
+        before = trips.count
+
+        reply = await ines.sends(Answer(TextInput(typed)))
+
+        assert reply.screens, "the next question"
+        assert trips.count - before <= TRIPS_PER_ANSWER + (1 if typed == "17" else 0)
+    async with uow:
+        assert await uow.session.scalar(select(func.count()).select_from(funnel_events)) > 0
+
+
+async def test_a_redelivered_answer_costs_its_claim_and_changes_nothing(counted) -> None:  # type: ignore[no-untyped-def]
+    uow, trips = counted
+    ines = Person(uow)
+    await ines.sends(ChooseFlow("mentee"))
+    await ines.sends(Answer(TextInput("Inès")), update_id=10)
+    before = trips.count
+
+    again = await ines.sends(Answer(TextInput("Inès")), update_id=10)
+
+    assert again.duplicate
+    # BEGIN, the claim that inserts nothing, ROLLBACK.
+    assert trips.count - before == 3
+    async with uow:
+        ids = await uow.session.scalars(select(processed_updates.c.update_id))
+        assert sorted(ids) == [1, 10]

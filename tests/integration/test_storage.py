@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -165,7 +166,6 @@ async def test_on_sqlite_64_updates_at_once_all_commit(sqlite_url: str) -> None:
     """A smoke test of the write path under concurrency. The failure it guards against ("database
     is locked" once the waits add up past the busy timeout) needs more load than a test should
     carry: `bench/bench_e2e.py` (flood limit lifted) is what reproduces it."""
-    import asyncio
 
     from storage.db import write_lock
 
@@ -277,6 +277,55 @@ async def test_two_coordinators_taking_one_handoff_at_once_one_of_them_wins(
         await first.commit()
         with pytest.raises(Conflict):
             await second.commit()
+
+
+async def test_a_duplicate_update_id_is_refused_by_the_claim_itself(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    async with uow_factory() as uow:
+        assert await uow.updates.claim(42, NOW)
+        await uow.commit()
+    async with uow_factory() as uow:
+        # ON CONFLICT DO NOTHING: no error, nothing inserted, and the transaction goes on.
+        assert not await uow.updates.claim(42, NOW)
+        assert await uow.updates.claim(43, NOW)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.updates.seen(42)
+        assert await uow.updates.seen(43)
+
+
+async def test_a_claim_rolled_back_leaves_the_update_to_handle(uow_factory) -> None:  # type: ignore[no-untyped-def]
+    async with uow_factory() as uow:
+        assert await uow.updates.claim(42, NOW)
+    async with uow_factory() as uow:
+        assert await uow.updates.claim(42, NOW)
+
+
+async def test_a_second_process_claiming_an_update_waits_for_the_first(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url)
+    sessions = session_factory(engine)
+    try:
+        for first_commits in (True, False):
+            update_id = 50 + first_commits
+            async with UnitOfWork(sessions) as first:
+                assert await first.updates.claim(update_id, NOW)
+
+                async def second_claims(update_id: int = update_id) -> bool:
+                    async with UnitOfWork(sessions) as second:
+                        claimed = await second.updates.claim(update_id, NOW)
+                        await second.commit()
+                        return claimed
+
+                second = asyncio.create_task(second_claims())
+                await asyncio.sleep(0.3)
+                assert not second.done(), "the second claim must wait for the first's end"
+                if first_commits:
+                    await first.commit()
+            # Committed: the second is a duplicate; rolled back: the update is the second's.
+            assert await second is not first_commits
+    finally:
+        await engine.dispose()
 
 
 async def test_a_conflict_found_by_an_autoflush_leaves_the_block_as_a_conflict(

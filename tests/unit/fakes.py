@@ -502,6 +502,12 @@ class FakePeople(_Repository):
                 person.telegram_language = telegram_language
         return person
 
+    async def arrived(
+        self, telegram_id: int, telegram_language: str | None, now: datetime
+    ) -> tuple[Person, Conversation | None]:
+        person = await self.seen(telegram_id, telegram_language, now)
+        return person, await FakeConversations(self._uow).active_for(person)
+
     async def due_for_erasure(
         self,
         without_profile_before: datetime,
@@ -644,6 +650,16 @@ class FakeUpdateLog(_Repository):
 
     def record(self, update_id: int, now: datetime) -> None:
         self._uow.add(ProcessedUpdate(id=update_id, processed_at=now))
+
+    async def claim(self, update_id: int, now: datetime) -> bool:
+        # INSERT … ON CONFLICT DO NOTHING: nothing when the id is there. One committed by a
+        # concurrent transaction meanwhile makes this one's commit a Conflict (its retry then
+        # finds the id): PostgreSQL would have made this INSERT wait, then insert nothing.
+        if update_id in self._uow.read().updates:
+            return False
+        self._uow.add(ProcessedUpdate(id=update_id, processed_at=now))
+        self._uow.flush_now()
+        return True
 
     async def newest(self) -> int:
         return max(self._uow.read().updates, default=0)
