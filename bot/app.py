@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.ext import Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.handlers import Handlers
 from bot.inbox import UpdateInbox
 from bot.polling import InboxPoller
 from bot.processor import PerChatUpdateProcessor
+from bot.ratelimit import PriorityRateLimiter
 from bot.relay import Relay
 from bot.render import Renderer
 from bot.runtime import Services, utc_now
@@ -115,14 +116,9 @@ def build_bot(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Te
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)
-        # Honours Telegram's retry_after on 429 and keeps under its flood limits (0: no limit).
-        .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=settings.telegram_max_requests_per_second,
-                overall_time_period=1,
-                max_retries=3,
-            )
-        )
+        # Honours Telegram's retry_after on 429 and keeps under its flood limit (0: no limit),
+        # the person in front of the chat first, the relay's background sends after.
+        .rate_limiter(PriorityRateLimiter(settings.telegram_max_requests_per_second))
         .build()
     )
     renderer = Renderer(translator)

@@ -12,11 +12,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.ratelimit import BACKGROUND
 from bot.render import Renderer
 from conversations.ports import (
     AssociationWebhook,
@@ -73,6 +75,11 @@ class Relay:
         self._clock = clock
         self._policy = policy
         self._bot = bot
+        # Behind the replies to people in front of their chat (an ExtBot with a rate limiter,
+        # as the application builds it; a bare Bot takes no such argument).
+        self._limits: dict[str, Any] = (
+            {"rate_limit_args": BACKGROUND} if getattr(bot, "rate_limiter", None) else {}
+        )
         self._renderer = renderer
         self._webhook_sender = webhook_sender
         self._max_attempts = max_attempts
@@ -180,6 +187,7 @@ class Relay:
                     reply_markup=rendered.markup,  # type: ignore[arg-type]
                     parse_mode=ParseMode.HTML,
                     read_timeout=self._send_budget,
+                    **self._limits,
                 )
             except BadRequest as error:
                 # Already as wanted (an earlier attempt went through): that is a success.
@@ -192,6 +200,7 @@ class Relay:
             reply_markup=rendered.markup,
             parse_mode=ParseMode.HTML,
             read_timeout=self._send_budget,
+            **self._limits,
         )
         return sent.message_id
 
