@@ -57,6 +57,7 @@ from bot.sandbox.formatting import (
     parse_html,
     strip_formatted,
     validate_entities,
+    with_detected_links,
 )
 from bot.sandbox.images import image_size
 from bot.sandbox.markup import MarkupError, ReplyMarkup, parse_reply_markup
@@ -1352,7 +1353,7 @@ class BotApiEmulator:
                 formatted = parse_html(text, strict_ampersand=self.strict_html_ampersand)
             except EntityParseError as exc:
                 raise ApiError(400, f"Bad Request: can't parse entities: {exc}") from None
-        return strip_formatted(formatted.text, formatted.entities), parse_mode
+        return with_detected_links(strip_formatted(formatted.text, formatted.entities)), parse_mode
 
     def _markup(self, params: JSONDict) -> ReplyMarkup | None:
         raw = params.get("reply_markup")

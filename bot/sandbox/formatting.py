@@ -446,6 +446,28 @@ def strip_formatted(text: str, entities: list[JSONDict]) -> FormattedText:
     return FormattedText(body, sort_entities(result))
 
 
+# Telegram finds the links in a text a bot sends and gives the message "url" entities for them;
+# this emulator finds the plain http(s) ones that no other entity covers.
+_PLAIN_URL = re.compile(r"https?://[^\s<>\"]+")
+_URL_TRAILER = ".,;:!?)»"
+
+
+def with_detected_links(formatted: FormattedText) -> FormattedText:
+    text, entities = formatted.text, formatted.entities
+    found: list[JSONDict] = []
+    for match in _PLAIN_URL.finditer(text):
+        url = match.group(0).rstrip(_URL_TRAILER)
+        start, length = utf16_len(text[: match.start()]), utf16_len(url)
+        if any(
+            e["offset"] < start + length and start < e["offset"] + e["length"] for e in entities
+        ):
+            continue
+        found.append({"type": "url", "offset": start, "length": length})
+    if not found:
+        return formatted
+    return FormattedText(text, sort_entities([*entities, *found]))
+
+
 def validate_entities(text: str, raw: Any) -> list[JSONDict]:
     """Checks an explicit `entities` parameter; raises EntityValidationError like the Bot API."""
     if not isinstance(raw, list):
@@ -575,4 +597,7 @@ def _wrap(entity: JSONDict, inner: str) -> str:
         return f"<pre>{inner}</pre>"
     if kind == "text_link":
         return f'<a href="{html.escape(str(entity["url"]))}">{inner}</a>'
+    if kind == "url":
+        # The link is its own text (escaped already; no quote can be in it).
+        return f'<a href="{inner}">{inner}</a>'
     return inner

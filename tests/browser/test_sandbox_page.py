@@ -201,3 +201,29 @@ async def test_a_document_the_bot_sends_is_a_link_that_downloads_it(
     assert download.suggested_filename == "données.json"
     saved = Path(await download.path())
     assert await asyncio.to_thread(saved.read_bytes) == b'{"a":1}'
+
+
+async def test_a_parental_link_clicked_in_the_childs_chat_is_opened_by_the_parent(
+    page: Page, emulators: list[BotApiEmulator]
+) -> None:
+    """As on Telegram, where the child forwards it: the link is followed from the parent's
+    account (/start pc_…), and the bot answers the parent."""
+    young = page.locator("#pane-100001")
+    await young.get_by_role("button", name="Démarrer").click()
+    await bot_asks(young, "Qui êtes-vous")
+    # Any message with such a link will do: sent through the Bot API, as the bot sends it.
+    text = "Envoie ce lien à ton parent : https://t.me/mentorat_sandbox_bot?start=pc_Test_Token-1."
+    url = f"{emulators[-1].base_url}{SANDBOX_TOKEN}/sendMessage"
+    body = {"chat_id": 100001, "text": text}
+    async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
+        assert response.status == 200
+
+    link = young.get_by_role("link", name="https://t.me/mentorat_sandbox_bot?start=pc_Test_Token-1")
+    await link.click()
+    parent = page.locator("#pane-300001")
+    await expect(page.get_by_role("tab", name="Parent")).to_have_attribute("aria-selected", "true")
+    await expect(parent.locator(".message.from-person .text").last).to_have_text(
+        "/start pc_Test_Token-1"
+    )
+    # An unknown token: the bot says so to the parent, not to the child.
+    await bot_asks(parent, "n'est plus valable")

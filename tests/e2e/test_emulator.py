@@ -25,7 +25,7 @@ from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryA
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.sandbox.emulator import BotApiEmulator, EmulatedUser, EmulatorTimeout
-from bot.sandbox.formatting import parse_html, render_html
+from bot.sandbox.formatting import parse_html, render_html, with_detected_links
 
 TOKEN = "123456:ABC-DEF_ghi"
 
@@ -1126,6 +1126,21 @@ def test_html_parser_handles_pre_with_language_links_and_references() -> None:
     assert render_html(parsed.text, parsed.entities) == (
         '<pre><code class="language-python">x &lt; 1</code></pre> '
         '<a href="https://example.org">lien</a> é😀'
+    )
+
+
+def test_plain_links_become_url_entities_as_telegram_detects_them() -> None:
+    """Not inside another entity, without the sentence's final punctuation, UTF-16 offsets."""
+    parsed = with_detected_links(
+        parse_html("😀 Lien : https://t.me/bot?start=pc_a-1. <code>https://x.org</code>")
+    )
+    assert parsed.entities == [
+        {"type": "url", "offset": 10, "length": 29},
+        {"type": "code", "offset": 41, "length": 13},
+    ]
+    assert render_html(parsed.text, parsed.entities) == (
+        '😀 Lien : <a href="https://t.me/bot?start=pc_a-1">https://t.me/bot?start=pc_a-1</a>. '
+        "<code>https://x.org</code>"
     )
 
 

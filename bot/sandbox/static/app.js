@@ -86,7 +86,25 @@
 
   // -- rendering --------------------------------------------------------------------------
 
-  function safeHtml(html) {
+  // A bot's deep link (https://t.me/<bot>?start=<payload>): Telegram opens the chat and sends
+  // /start <payload> from whoever follows it. A parental-consent link is for the parent.
+  const DEEP_LINK = /^https:\/\/t\.me\/[A-Za-z0-9_]{5,32}\?start=([A-Za-z0-9_-]{1,64})$/;
+
+  function openDeepLink(pane, payload) {
+    const forParent = payload.startsWith("pc_") && pane.persona.role !== "parent";
+    const target = (forParent && state.panes.find((p) => p.persona.role === "parent")) || pane;
+    if (target !== pane) {
+      toast(
+        `Lien ouvert par ${target.persona.first_name}, comme si ` +
+          `${pane.persona.first_name} le lui avait transféré.`,
+        false,
+      );
+    }
+    activate(target, false);
+    act(target, "command", { command: "start", payload });
+  }
+
+  function safeHtml(html, pane) {
     const template = document.createElement("template");
     template.innerHTML = html;
     for (const element of [...template.content.querySelectorAll("*")]) {
@@ -96,7 +114,14 @@
       }
       const href = element.tagName === "A" ? element.getAttribute("href") || "" : "";
       for (const attribute of [...element.attributes]) element.removeAttribute(attribute.name);
-      if (element.tagName === "A" && SAFE_LINK.test(href)) {
+      const deep = pane ? DEEP_LINK.exec(href) : null;
+      if (element.tagName === "A" && deep) {
+        element.href = href;
+        element.addEventListener("click", (event) => {
+          event.preventDefault();
+          openDeepLink(pane, deep[1]);
+        });
+      } else if (element.tagName === "A" && SAFE_LINK.test(href)) {
         element.href = href;
         element.target = "_blank";
         element.rel = "noopener noreferrer";
@@ -182,13 +207,13 @@
     return body;
   }
 
-  function messageBody(message) {
+  function messageBody(pane, message) {
     if (message.photo) return photoBody(message);
     if (message.document) return documentBody(message);
     const body = document.createElement("div");
     body.className = "text";
     if (message.text !== null && message.text !== undefined) {
-      body.append(safeHtml(message.html));
+      body.append(safeHtml(message.html, pane));
     } else if (message.extra && message.extra.contact) {
       body.textContent = `📱 Numéro partagé : ${message.extra.contact.phone_number}`;
     } else {
@@ -244,7 +269,7 @@
     const who = document.createElement("span");
     who.className = "sr-only";
     who.textContent = message.from_bot ? "Bot : " : "Vous : ";
-    bubble.append(who, messageBody(message));
+    bubble.append(who, messageBody(pane, message));
     const meta = document.createElement("span");
     meta.className = "meta";
     meta.textContent = (message.edited ? "modifié " : "") + clock(message.edit_date || message.date);
