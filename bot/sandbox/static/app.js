@@ -18,7 +18,7 @@
     mentor: "Aucun message. Appuyez sur «\u00a0Démarrer\u00a0», comme dans Telegram.",
     parent:
       "Pour inscrire un enfant : «\u00a0Démarrer\u00a0». Pour confirmer l'inscription d'un·e " +
-      "jeune de moins de 15 ans : ouvrez ici le lien que le bot lui a donné.",
+      "jeune de moins de 15 ans : cliquez sur le lien que le bot lui a donné, dans son onglet.",
     coordinator: "Les profils envoyés à son association arriveront ici.",
     admin:
       "Écrivez /dashboard : le bot répond avec un lien de connexion au tableau de bord. " +
