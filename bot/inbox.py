@@ -199,6 +199,9 @@ class UpdateInbox:
     async def _flush_forever(self) -> None:
         while True:
             await self._wake.wait()
+            # One turn of the event loop: the replies that went out together are forgotten
+            # together. Longer would leave rows a crash replays (their people asked again).
+            await asyncio.sleep(0)
             self._wake.clear()
             try:
                 await self.flush()

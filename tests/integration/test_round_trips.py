@@ -161,3 +161,25 @@ async def test_a_redelivered_answer_costs_its_claim_and_changes_nothing(counted)
     async with uow:
         ids = await uow.session.scalars(select(processed_updates.c.update_id))
         assert sorted(ids) == [1, 10]
+
+
+async def test_new_updates_are_stored_in_one_statement_and_handled_ones_not_again(counted) -> None:  # type: ignore[no-untyped-def]
+    uow, trips = counted
+    async with uow:
+        assert await uow.updates.claim(3, NOW)
+        await uow.commit()
+    before = trips.count
+
+    async with uow:
+        known, answered = await uow.inbox.store([(1, {"update_id": 1}), (2, {"update_id": 2})], NOW)
+        await uow.commit()
+
+    assert (known, answered) == ({}, set())
+    # BEGIN, one INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING, COMMIT.
+    assert trips.count - before == 3
+    async with uow:
+        known, answered = await uow.inbox.store([(2, {"update_id": 2}), (3, {"update_id": 3})], NOW)
+        await uow.commit()
+    # A redelivery costs a second statement, for what the first did not insert.
+    assert set(known) == {2}
+    assert answered == {3}
