@@ -15,7 +15,8 @@ Contenders, each its own process polling a fresh instance of bot/sandbox/emulato
 
 The load: N people at once, in closed loop (each acts as soon as the previous reply came). On the
 bot each fills in the whole young person's questionnaire, answering whatever is asked; on an echo
-bot each sends as many updates, of the same kinds (texts and button presses), in the same order.
+bot each sends as many updates, of the same kinds (texts and button presses; the shared contact
+is a text), in the same order.
 Then the same at a fixed pace (--rate updates/s), for the reply time at that rate.
 
 Printed per contender: updates/s; reply time p50/p95/p99 (from an update to the reply it
@@ -169,7 +170,7 @@ class WebhookTelegram:
 class Move:
     """What a person does next: a command, a typed text, or a press on a button."""
 
-    kind: Literal["command", "text", "press"]
+    kind: Literal["command", "text", "press", "contact"]
     value: str
     message_id: int | None = None
     # A tick of a multiple choice: its reply is the same question, edited.
@@ -213,6 +214,8 @@ class Person:
             self.user.send_command(move.value)
         elif move.kind == "text":
             self.user.send_text(move.value)
+        elif move.kind == "contact":
+            self.user.send_contact(move.value)
         else:
             self.user.press(move.value, message_id=move.message_id)
         try:
@@ -268,6 +271,10 @@ def next_move(message: ChatMessage, person: Person) -> Move | None:
     buttons = message.button_texts
     here = message.message_id
     question = QUESTION.search(text)
+    keyboard = message.keyboard_markup or {}
+    if any(b.get("request_contact") for row in keyboard.get("keyboard", []) for b in row):
+        # "📱 Partager mon numéro", as most people answer it (not typing their number).
+        return Move("contact", person.phone)
     if question is not None:
         prompt = text[question.end() :]
         for asks, answer in typed_answers(person):

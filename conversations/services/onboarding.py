@@ -319,7 +319,9 @@ async def choose_flow(
             return Reply(language, screens=(Notice(ALREADY_WAITING[flow.name], buttons),))
         text = ALREADY_REQUESTED[flow.name].fmt(association=record.name)
         return Reply(language, screens=(Notice(text, buttons),))
-    return _begin(uow, person, sender, flow, language)
+    # The welcome pressed becomes the intro and the first question: its choice is made.
+    chosen = next(b.label for b in FLOW_BUTTONS if b.action == ChooseFlow(flow.name))
+    return replace(_begin(uow, person, sender, flow, language), echo=chosen)
 
 
 async def replace_request(
