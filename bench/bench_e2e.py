@@ -309,10 +309,9 @@ def reply_to(move: Move, person: Person) -> Callable[[EventKind, ChatMessage], b
             return False
         if move.toggle:
             return any(b.startswith("☑️") for b in message.button_texts)
-        # The pressed question edited into the next one: it starts with "✓ <answer>", and
-        # asks something (a question closed with "→ <answer>" below it asks nothing more).
-        text = message.text or ""
-        return text.startswith("✓ ") and not text.startswith(move.pressed_text)
+        # The pressed question edited into the next one ("✓ <answer>", then the question); a
+        # question only closed ("→ <answer>" added below it) asks nothing more.
+        return not (message.text or "").startswith(move.pressed_text)
 
     return accept
 

@@ -17,7 +17,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -342,12 +342,15 @@ class Handlers:
         rendered = await self._rendered(reply)
         if query is not None:
             toast = self._renderer.toast(reply.language, reply.toast) if reply.toast else None
-            following = self._following(query, reply, rendered)
-            if following is not None and await self._edit_into(query, reply, following):
-                rendered = rendered[1:]
-            else:
-                await self._update_pressed(query, reply)
-            await self._answer(update, query, toast)
+            try:
+                edited = self._edited(query, reply, rendered)
+                if edited is not None and await self._edit_into(query, edited):
+                    rendered = rendered[1:]
+                else:
+                    await self._update_pressed(query, reply)
+            finally:
+                # Whatever became of the edit, the spinner stops.
+                await self._answer(update, query, toast)
         if reply.close_reply_keyboard:
             rendered = self._closing_reply_keyboard(update, reply, rendered)
         for message in rendered:
@@ -357,16 +360,13 @@ class Handlers:
         self, update: Update, reply: Reply, rendered: list[Rendered | Photo | File]
     ) -> list[Rendered | Photo | File]:
         """The "share my number" keyboard goes with the next message when that one has no
-        buttons of its own (a message has one keyboard). A shared contact needs nothing: the
-        keyboard is one-time, Telegram hid it. Only a number typed above the open keyboard, with
-        buttons to come, needs a message of its own to close it."""
+        buttons of its own (a message has one keyboard)."""
         first = rendered[0] if rendered else None
         if isinstance(first, Rendered) and first.markup is None:
             return [Rendered(first.text, ReplyKeyboardRemove(), first.leads), *rendered[1:]]
-        message = update.effective_message
-        if message is not None and message.contact is not None:
-            return rendered
-        return [self._renderer.noted(reply.language), *rendered]
+        # Its own message, then: the number as understood, and the keyboard gone (a one-time
+        # keyboard only hides; it would stay one tap away at every later question).
+        return [self._renderer.noted(reply.language, reply.echo), *rendered]
 
     async def _answer(self, update: Update, query: CallbackQuery, toast: str | None) -> None:
         """Stops the button's spinner (with a toast, if any); in webhook mode, through the HTTP
@@ -380,31 +380,33 @@ class Handlers:
             # Too old to answer (a press replayed after a restart): only the spinner is lost.
             log.warning("could not answer the press: %s", error.message)
 
-    @staticmethod
-    def _following(
-        query: CallbackQuery, reply: Reply, rendered: list[Rendered | Photo | File]
+    def _edited(
+        self, query: CallbackQuery, reply: Reply, rendered: list[Rendered | Photo | File]
     ) -> Rendered | None:
-        """What the pressed message can become: the one question (or text) that follows the
-        answer it gave. Not the summary's "send" (the summary stays, as a record of what was
-        sent), not a keyboard Telegram cannot put on an edited message, not a picture."""
-        if reply.echo is None or reply.in_place is not None or reply.card_keyboard is not None:
+        """What the pressed message can become: the one screen that follows the press on it
+        (under the answer it gave). Not the summary's "send" (the summary stays, as a record of
+        what was sent), not a keyboard Telegram cannot put on an edited message, not a picture,
+        not a text that would be too long with the answer above it."""
+        if reply.echo is None and not reply.replaces_pressed:
             return None
-        if reply.close_reply_keyboard or len(rendered) != 1 or reply.keep_pressed:
+        if reply.in_place is not None or reply.card_keyboard is not None or reply.keep_pressed:
+            return None
+        if reply.close_reply_keyboard or len(rendered) != 1:
             return None
         following = rendered[0]
         if not isinstance(following, Rendered) or not isinstance(query.message, Message):
             return None
         if following.markup is not None and not isinstance(following.markup, InlineKeyboardMarkup):
             return None
-        return following
+        return self._renderer.followed(reply.language, reply.echo, following)
 
-    async def _edit_into(self, query: CallbackQuery, reply: Reply, following: Rendered) -> bool:
-        """The pressed message edited into what follows; False when Telegram refused the edit
-        (the old message then only loses its buttons, and what follows is sent anew)."""
+    async def _edit_into(self, query: CallbackQuery, edited: Rendered) -> bool:
+        """The pressed message edited into what follows; False when that could not be done (the
+        old message then only loses its buttons, and what follows is sent anew, with its own
+        retries): a person is never left without their next question."""
         message = query.message
         assert isinstance(message, Message)
-        edited = self._renderer.followed(reply.language, reply.echo, following)
-        markup = following.markup
+        markup = edited.markup
         assert markup is None or isinstance(markup, InlineKeyboardMarkup)
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
@@ -416,11 +418,14 @@ class Handlers:
             except BadRequest as error:
                 log.warning("could not edit the pressed message: %s", error.message)
                 return False
+            except RetryAfter:
+                # The rate limiter waited and tried already: send anew rather than wait more.
+                log.warning("edit refused by the flood limit: the next screen is sent anew")
+                return False
             except NetworkError as error:
-                if attempt == SEND_ATTEMPTS:
-                    raise
                 log.warning("edit failed (%s), attempt %s", type(error).__name__, attempt)
-                await asyncio.sleep(0.5 * 2**attempt)
+                if attempt < SEND_ATTEMPTS:
+                    await asyncio.sleep(0.5 * 2**attempt)
         return False
 
     async def _update_pressed(self, query: CallbackQuery, reply: Reply) -> None:

@@ -215,12 +215,14 @@ class Renderer:
         line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
         return _bounded(f"{original_html}\n\n{line}")
 
-    def followed(self, language: str, echo: Echo, following: Message) -> Message:
-        """The pressed message turned into what follows it, under the answer it gave: one edit
-        instead of an edit and a new message."""
-        line = self._t.html(language, TAKEN.fmt(answer=echo if echo is not None else ""))
+    def followed(self, language: str, echo: Echo, following: Message) -> Message | None:
+        """The pressed message turned into what follows it, under the answer it gave (if any):
+        one edit instead of an edit and a new message. None when both would be too long."""
+        if echo is None:
+            return following
+        line = self._t.html(language, TAKEN.fmt(answer=echo))
         text = f"{line}\n\n{following.text}"
-        return Message(_bounded(text) if len(text) > TEXT_MAX else text, following.markup)
+        return Message(text, following.markup) if len(text) <= TEXT_MAX else None
 
     def card_keyboard(
         self, language: str, handoff_id: int, buttons: tuple[CardButton, ...]
@@ -257,8 +259,10 @@ class Renderer:
         # answerCallbackQuery allows 200 characters.
         return self._t.plain(language, text)[:200]
 
-    def noted(self, language: str) -> Message:
-        return Message(self._t.html(language, NOTED), ReplyKeyboardRemove())
+    def noted(self, language: str, echo: Echo = None) -> Message:
+        """The number as understood ("✓ 06 12 34 56 78"), closing the share keyboard."""
+        text = NOTED if echo is None else TAKEN.fmt(answer=echo)
+        return Message(self._t.html(language, text), ReplyKeyboardRemove())
 
     @staticmethod
     def _button(label: str, action: Action) -> InlineKeyboardButton:

@@ -621,6 +621,12 @@ class EmulatedUser:
             return self.toasts[self._toast_cursor - 1]
         raise self._timeout("an answerCallbackQuery", timeout)
 
+    def skip_edits(self) -> None:
+        """Marks the edits so far as seen, for `next_edit` (new messages are left unread)."""
+        chat = self._emu._chats.get(self.id)
+        if chat is not None and chat.events:
+            self._edit_cursor = chat.events[-1].seq
+
     def drain(self) -> list[ChatMessage]:
         """Marks every bot message and edit so far as seen; returns the unseen new ones."""
         chat = self._emu._chats.get(self.id)

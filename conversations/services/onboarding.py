@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from conversations import engine
 from conversations.entities import (
@@ -103,6 +103,8 @@ SENT = _("C'est bon ✅")
 BECOME_MENTOR = _("Devenir mentor·e")
 BACK_TO_QUESTION = _("↩️ Retour")
 ALREADY_IN_PROGRESS = _("Un questionnaire est déjà en cours : reprenons-le.")
+# Two presses of one button this close together are a double tap, not a second intention.
+DOUBLE_TAP = timedelta(seconds=5)
 CANCELLED = {
     "tu": _(
         "C'est arrêté : tes réponses n'ont été envoyées à personne. Pour recommencer, tape /start."
@@ -301,8 +303,7 @@ async def choose_flow(
     if flow is None:
         return Reply(language, toast=FORGED)
     if conversation is not None:
-        outcome = engine.current(FLOWS[conversation.flow], conversation.state())
-        return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+        return _in_progress(conversation, sender.now, language)
     # A parent may sign up two children, a teacher a whole class: one open request per person
     # and role is for the people who sign themselves up.
     found = None if flow.name == "referral" else await open_request(uow, person, flow.name)
@@ -360,6 +361,16 @@ async def _ended_early(uow: UnitOfWork, person: Person) -> Conversation | None:
     return latest
 
 
+def _in_progress(conversation: Conversation, now: datetime, language: str) -> Reply:
+    """A press that would begin a questionnaire while one runs. Just after it began, it is the
+    same press twice (a double tap): the toast only, the question is on screen already. Later,
+    an old button: the question where the person is, again."""
+    if now - conversation.updated_at < DOUBLE_TAP:
+        return Reply(language, toast=ALREADY_IN_PROGRESS)
+    outcome = engine.current(FLOWS[conversation.flow], conversation.state())
+    return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+
+
 def _reopen(
     uow: UnitOfWork, conversation: Conversation, now: datetime, language: str
 ) -> Ask | None:
@@ -384,8 +395,7 @@ async def reopen(
 ) -> Reply:
     """ "Retour" under an early end: the question that ended the questionnaire, again."""
     if conversation is not None:
-        outcome = engine.current(FLOWS[conversation.flow], conversation.state())
-        return Reply(language, toast=ALREADY_IN_PROGRESS, screens=_screens(outcome))
+        return _in_progress(conversation, sender.now, language)
     ended = await _ended_early(uow, person)
     if ended is None or ended.step != step:
         # An older end, or one already undone (a double tap): nothing to go back to.
@@ -460,8 +470,12 @@ async def answer(
         return Reply(language, toast=ALREADY_ANSWERED)
     conversation.save(outcome.state, sender.now)
     asked = next((s for s in flow.steps if s.key == state.step), None)
+    # Only a question that showed the "share my number" keyboard has one to close.
     answered_phone = (
-        asked is not None and asked.kind is StepKind.PHONE and outcome.state.step != state.step
+        asked is not None
+        and asked.kind is StepKind.PHONE
+        and asked.own_number
+        and outcome.state.step != state.step
     )
     _answer_milestones(uow, conversation, asked, state, given, outcome, sender.now, language)
     if isinstance(outcome, Ask) and outcome.in_place:
@@ -481,12 +495,16 @@ async def answer(
             language,
             screens=(Notice(outcome.reason, buttons),),
             close_reply_keyboard=answered_phone,
+            replaces_pressed=True,
         )
+    # A press on the question shown: it becomes what follows (the next question, the same one
+    # with what was wrong, the previous one for "Retour", the summary).
     return Reply(
         language,
         screens=_screens(outcome),
         echo=outcome.answered,
         close_reply_keyboard=answered_phone,
+        replaces_pressed=True,
     )
 
 

@@ -70,6 +70,9 @@ class Reply:
     # The pressed message is a record to keep (the summary that was sent): frozen with its
     # answer, never turned into what follows.
     keep_pressed: bool = False
+    # The press was on the screen the person is at, which this reply moves on from: the
+    # pressed message may become the reply's screen (under the echo, if any).
+    replaces_pressed: bool = False
     # A new keyboard for the pressed message (multi-choice toggles).
     in_place: Ask | None = None
     # The step just answered was a phone number: the "share my number" keyboard must go.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from conversations.entities import ConsentKind, Milestone, ProfileStatus
@@ -101,6 +103,7 @@ async def test_choosing_a_flow_twice_resumes_instead_of_starting_again() -> None
     nadia = scene.person(101)
     await nadia.choose("mentee")
     await nadia.answer(TextInput("Nadia"))
+    scene.later(timedelta(minutes=1))
 
     again = await nadia.choose("mentee")
 
@@ -108,6 +111,20 @@ async def test_choosing_a_flow_twice_resumes_instead_of_starting_again() -> None
     assert asked(again) == "age"
     conversation = only(scene.db.tables.conversations.values())
     assert conversation.answers == {"first_name": "Nadia"}
+    assert scene.funnel(Milestone.STARTED) == 1
+
+
+async def test_a_double_tap_on_the_welcome_is_only_a_toast_the_question_is_on_screen() -> None:
+    scene = Scene()
+    nadia = scene.person(101)
+    first = await nadia.choose("mentee")
+    scene.later(timedelta(seconds=1))
+
+    again = await nadia.choose("mentee")
+
+    assert asked(first) == "first_name"
+    assert again.toast == onboarding.ALREADY_IN_PROGRESS
+    assert again.screens == ()
     assert scene.funnel(Milestone.STARTED) == 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from conversations.entities import ProfileStatus
 from conversations.handoff import HandoffStatus
 from conversations.model import Ask
@@ -84,7 +86,9 @@ async def test_after_replacing_the_new_sign_up_is_handed_off_and_the_old_one_sta
     nadia = scene.person(NADIA)
     await nadia.choose("mentee")
     await nadia.send(ReplaceRequest("mentee", first.profile_id))
-    # Answer the new questionnaire to the end (it is already open: fill's choose resumes it).
+    # Answer the new questionnaire to the end (it is already open: fill's choose, a minute
+    # later, resumes it).
+    scene.later(timedelta(minutes=1))
     await nadia.fill()
 
     statuses = sorted(h.status for h in scene.handoffs())

@@ -108,6 +108,7 @@ async def test_the_relay_is_woken_only_when_a_message_waits_for_someone_else() -
     await nadia.answer_until("mentee", "_summary")
     assert scene.relay_woken == 0
 
+    scene.later(timedelta(minutes=1))
     await nadia.fill()
     assert scene.relay_woken == 1
 
