@@ -125,6 +125,8 @@ conversations = Table(
     # Optimistic concurrency: two instances handling one chat cannot both advance a step.
     Column("version", Integer, nullable=False, default=1),
     Index("ix_conversations_person_status", "person_id", "status"),
+    # The nudge's every-few-minutes search: active conversations idle for a day.
+    Index("ix_conversations_status_updated", "status", "updated_at"),
 )
 
 profiles = Table(
