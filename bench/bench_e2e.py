@@ -1180,13 +1180,35 @@ def load_table(results: Sequence[Result]) -> str:
 
 
 def ratio_table(bots: Sequence[Result], echoes: Sequence[Result]) -> str:
-    headers = ["bot", "echo bot", "updates/s: bot ÷ echo", "CPU/update: bot ÷ echo"]
+    """Each figure of the bot ÷ the same figure of each echo bot, in the same run."""
+
+    def ratio(ours: float, theirs: float, digits: int) -> str:
+        if math.isnan(ours) or math.isnan(theirs) or theirs == 0:
+            return "–"
+        return f"{number(ours / theirs, digits)}×"
+
+    headers = [
+        "bot",
+        "echo bot",
+        "updates/s",
+        "p50",
+        "p95",
+        "p99",
+        "CPU/update",
+        "peak RSS",
+        "API calls/answer",
+    ]
     rows = [
         [
             b.contender,
             e.contender,
-            f"{number(b.per_second / e.per_second, 2)}×",
-            f"{number(b.cpu_ms / e.cpu_ms, 1)}×",
+            ratio(b.per_second, e.per_second, 2),
+            ratio(b.wait_ms(0.5), e.wait_ms(0.5), 1),
+            ratio(b.wait_ms(0.95), e.wait_ms(0.95), 1),
+            ratio(b.wait_ms(0.99), e.wait_ms(0.99), 1),
+            ratio(b.cpu_ms, e.cpu_ms, 1),
+            ratio(b.rss_mb, e.rss_mb, 1),
+            ratio(b.calls, e.calls, 2),
         ]
         for b in bots
         for e in echoes
@@ -1584,7 +1606,7 @@ def report(
             print(f"- {run.contender}: {calls}")
     bots = [r for r in closed if r.contender.startswith("bot") and "polling" in r.contender]
     echoes = [r for r in closed if r.contender.startswith("echo")]
-    print("\n### Bot ÷ echo bot (closed loop, polling)")
+    print("\n### Bot ÷ echo bot, each figure (closed loop, polling)")
     print(ratio_table(bots, echoes))
     if paced_:
         print(f"\n### Paced: {args.people} people, one update every {1000 / args.rate:.0f} ms")
