@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import (
@@ -352,12 +352,12 @@ class Handlers:
                 # Whatever became of the edit, the spinner stops.
                 await self._answer(update, query, toast)
         if reply.close_reply_keyboard:
-            rendered = self._closing_reply_keyboard(update, reply, rendered)
+            rendered = self._closing_reply_keyboard(reply, rendered)
         for message in rendered:
             await self.send(bot, chat.id, message)
 
     def _closing_reply_keyboard(
-        self, update: Update, reply: Reply, rendered: list[Rendered | Photo | File]
+        self, reply: Reply, rendered: list[Rendered | Photo | File]
     ) -> list[Rendered | Photo | File]:
         """The "share my number" keyboard goes with the next message when that one has no
         buttons of its own (a message has one keyboard)."""
@@ -408,24 +408,25 @@ class Handlers:
         assert isinstance(message, Message)
         markup = edited.markup
         assert markup is None or isinstance(markup, InlineKeyboardMarkup)
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            try:
-                await message.edit_text(edited.text, reply_markup=markup)
+        if message.text_html == edited.text and message.reply_markup == markup:
+            # It shows that already (the same re-ask twice, a double tap): no call.
+            return True
+        try:
+            await _retrying(lambda: message.edit_text(edited.text, reply_markup=markup))
+            return True
+        except TimedOut:
+            # The edit may have been applied: the inbox's recovery sends the question again.
+            raise
+        except BadRequest as error:
+            if "not modified" in error.message:
+                # It shows that already (the same re-ask twice, a double tap): nothing to send.
                 return True
-            except TimedOut:
-                # The edit may have been applied: the inbox's recovery sends the question again.
-                raise
-            except BadRequest as error:
-                log.warning("could not edit the pressed message: %s", error.message)
-                return False
-            except RetryAfter:
-                # The rate limiter waited and tried already: send anew rather than wait more.
-                log.warning("edit refused by the flood limit: the next screen is sent anew")
-                return False
-            except NetworkError as error:
-                log.warning("edit failed (%s), attempt %s", type(error).__name__, attempt)
-                if attempt < SEND_ATTEMPTS:
-                    await asyncio.sleep(0.5 * 2**attempt)
+            log.warning("could not edit the pressed message: %s", error.message)
+        except RetryAfter:
+            # The rate limiter waited and tried already: send anew rather than wait more.
+            log.warning("edit refused by the flood limit: the next screen is sent anew")
+        except NetworkError as error:
+            log.warning("edit failed (%s): the next screen is sent anew", type(error).__name__)
         return False
 
     async def _update_pressed(self, query: CallbackQuery, reply: Reply) -> None:
@@ -468,25 +469,33 @@ def _payload(update: Update) -> str | None:
 
 
 async def _send(bot: Bot, chat_id: int, message: Rendered | Photo | File) -> None:
+    async def once() -> object:
+        if isinstance(message, File):
+            document = InputFile(message.data, filename=message.filename)
+            return await bot.send_document(chat_id, document, caption=message.caption)
+        if isinstance(message, Photo):
+            # Uploaded (multipart/form-data) each time: a chart is drawn for this moment.
+            picture = InputFile(message.png, filename="chart.png")
+            return await bot.send_photo(
+                chat_id, picture, caption=message.caption, reply_markup=message.markup
+            )
+        return await bot.send_message(chat_id, message.text, reply_markup=message.markup)
+
+    await _retrying(once)
+
+
+async def _retrying(call: Callable[[], Awaitable[object]]) -> None:
+    """A call to Telegram, with a few quick retries while it answers 5xx or the network fails.
+    Not after a timeout (it may have gone through: twice would show it twice), nor after a
+    refusal (400, 403, 429: the rate limiter has waited already)."""
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
-            if isinstance(message, File):
-                document = InputFile(message.data, filename=message.filename)
-                await bot.send_document(chat_id, document, caption=message.caption)
-            elif isinstance(message, Photo):
-                # Uploaded (multipart/form-data) each time: a chart is drawn for this moment.
-                picture = InputFile(message.png, filename="chart.png")
-                await bot.send_photo(
-                    chat_id, picture, caption=message.caption, reply_markup=message.markup
-                )
-            else:
-                await bot.send_message(chat_id, message.text, reply_markup=message.markup)
+            await call()
             return
         except TimedOut:
-            # The message may have gone out: sending again could show it twice.
             raise
         except NetworkError as error:
             if isinstance(error, BadRequest) or attempt == SEND_ATTEMPTS:
                 raise
-            log.warning("send failed (%s), attempt %s", type(error).__name__, attempt)
+            log.warning("Telegram call failed (%s), attempt %s", type(error).__name__, attempt)
             await asyncio.sleep(0.5 * 2**attempt)

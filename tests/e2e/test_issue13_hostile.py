@@ -214,6 +214,25 @@ async def test_retour_edits_the_question_in_place_so_no_second_live_copy_is_left
     assert "Question 6 ·" in (chat.user.messages[-1].text or "")
 
 
+async def test_valider_pressed_again_with_nothing_chosen_asks_once_and_calls_nothing_more(
+    bot: TelegramBot, person: Callable[..., Chat], emulator: BotApiEmulator
+) -> None:
+    """Found in the last read of the change: the same re-ask twice asked Telegram for an edit
+    identical to the message (a 400), then sent the re-ask again as a new message."""
+    chat = person(13021, "Inès")
+    await to_situation(chat)
+    await chat.taps("Lycée professionnel", expect="Question 5 ·")
+    asked = await chat.taps("Valider", expect="au moins une")
+    await emulator.wait_for_call("answerCallbackQuery")
+    await asyncio.sleep(0.3)  # the first press's answer comes after its edit
+    calls = len(emulator.requests)
+    chat.user.press(chat.button("Valider"), message_id=asked.message_id)
+    await asyncio.sleep(0.5)
+    made = [r for r in emulator.requests[calls:] if r.method != "getUpdates"]
+    assert [(r.method, r.status) for r in made] == [("answerCallbackQuery", 200)]
+    assert [m.message_id for m in shown(chat.user, "au moins une")] == [asked.message_id]
+
+
 async def test_a_press_on_an_older_welcome_keeps_it_and_shows_the_current_question_last(
     bot: TelegramBot, person: Callable[..., Chat]
 ) -> None:
