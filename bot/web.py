@@ -168,7 +168,6 @@ def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
             outcome = await processor.process_webhook(update, application.process_update(update))
         finally:
             handlers.answered_in_response.discard(update.update_id)
-            answered = update.update_id in handlers.toasts
             toast = handlers.toasts.pop(update.update_id, None)
         if outcome is Outcome.RETRY_LATER:
             # Not handled yet: a 500 makes Telegram send it again, and the recorded ids of
@@ -176,7 +175,7 @@ def webhook_app(bot: TelegramBot, settings: Settings) -> web.Application:
             metrics.requests.labels("failed").inc()
             return web.Response(status=500)
         metrics.requests.labels("updates").inc()
-        if press is not None and (answered or outcome is Outcome.DONE):
+        if press is not None:
             # The Bot API runs one method given in the response to its request: the button's
             # spinner stops without a call of our own. (Telegram does not say whether it
             # worked; a lost answer only lets the spinner run out.)
