@@ -159,13 +159,11 @@ class CatalogChanges:
 class PeopleRepository(Protocol):
     async def get(self, person_id: int) -> Person | None: ...
     async def by_telegram_id(self, telegram_id: int) -> Person | None: ...
-    async def seen(
-        self, telegram_id: int, telegram_language: str | None, now: datetime
-    ) -> Person: ...
     async def arrived(
         self, telegram_id: int, telegram_language: str | None, now: datetime
     ) -> tuple[Person, Conversation | None]:
-        """`seen`, with the person's active conversation, in one read: what every update needs."""
+        """The person behind a Telegram account (created on first contact, its last visit and
+        language kept), with their active conversation, in one read: what every update needs."""
         ...
 
     async def due_for_erasure(
@@ -249,8 +247,6 @@ class InboxRepository(Protocol):
 
 
 class UpdateLog(Protocol):
-    async def seen(self, update_id: int) -> bool: ...
-    def record(self, update_id: int, now: datetime) -> None: ...
     async def claim(self, update_id: int, now: datetime) -> bool:
         """Record the update as handled by this transaction, at once; False when it was before
         (a redelivery). A concurrent transaction claiming the same id waits for this one."""

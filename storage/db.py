@@ -7,7 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, exc
+from sqlalchemy import Table, event, exc
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -136,6 +140,14 @@ def write_lock(url: str) -> asyncio.Lock | None:
     IMMEDIATE), so they queue in the event loop rather than in SQLite's busy timeout, which
     64 concurrent updates would exhaust. PostgreSQL needs none."""
     return asyncio.Lock() if is_sqlite(url) else None
+
+
+def insert_for(session: AsyncSession, table: Table) -> PgInsert | SqliteInsert:
+    """An INSERT of the session's database's own dialect: one that knows ON CONFLICT."""
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, exists, literal, null, select, union_all, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.ports import InboxEntry
+from storage.db import insert_for
 from storage.repositories import rowcount
 from storage.tables import inbox, processed_updates
 
@@ -55,11 +54,9 @@ class InboxRepository:
             ).where(~exists().where(processed_updates.c.update_id == update_id))
             for update_id, body in updates
         ]
-        dialect = self._session.bind.dialect.name if self._session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         columns = ["update_id", "body", "received_at", "claimed_at", "attempts"]
         result = await self._session.execute(
-            insert(inbox)
+            insert_for(self._session, inbox)
             .from_select(columns, rows[0] if len(rows) == 1 else union_all(*rows))
             .on_conflict_do_nothing(index_elements=["update_id"])
             .returning(inbox.c.update_id)

@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.ports import (
@@ -27,6 +25,7 @@ from conversations.ports import (
     SentCard,
 )
 from storage import codec
+from storage.db import insert_for
 from storage.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -91,9 +90,10 @@ class OutboxRepository:
             "next_attempt_at": now,
             "created_at": now,
         }
-        insert = pg_insert if self._dialect() == "postgresql" else sqlite_insert
         await self._session.execute(
-            insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
+            insert_for(self._session, outbox)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
         )
         self.enqueued += 1
 
@@ -315,7 +315,3 @@ class OutboxRepository:
             await self._session.execute(select(outbox).where(outbox.c.dedup_key == dedup_key))
         ).one_or_none()
         return None if found is None else OutboxRow(**found._asdict())
-
-    def _dialect(self) -> str:
-        bind = self._session.bind
-        return bind.dialect.name if bind is not None else "sqlite"

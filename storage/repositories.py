@@ -12,8 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, and_, cast, delete, distinct, func, insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +27,7 @@ from conversations.entities import (
 )
 from conversations.model import ConversationState, Status
 from conversations.ports import CatalogChanges
+from storage.db import insert_for
 from storage.tables import (
     ProcessedUpdate,
     associations,
@@ -48,10 +47,6 @@ def rowcount(result: Result[Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind else "sqlite"
-
-
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -63,7 +58,7 @@ class PeopleRepository:
         return await self._session.scalar(select(Person).where(people.c.telegram_id == telegram_id))
 
     async def seen(self, telegram_id: int, telegram_language: str | None, now: datetime) -> Person:
-        """The person behind a Telegram account, created on first contact."""
+        """`arrived` without the conversation: not in the ports, storage's tests make people so."""
         person = await self.by_telegram_id(telegram_id)
         if person is None:
             return await self._first_contact(telegram_id, telegram_language, now)
@@ -326,21 +321,12 @@ class UpdateLog:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def seen(self, update_id: int) -> bool:
-        found = await self._session.get(ProcessedUpdate, update_id)
-        return found is not None
-
-    def record(self, update_id: int, now: datetime) -> None:
-        # A second record of one id fails at flush: the unit of work turns that into Conflict.
-        self._session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
-
     async def claim(self, update_id: int, now: datetime) -> bool:
         """The duplicate check and the record in one statement. On PostgreSQL a concurrent
         transaction inserting the same id waits for this one's end: if it commits, that one
         inserts nothing (a duplicate); if it rolls back, that one claims the id."""
-        insert = pg_insert if _dialect(self._session) == "postgresql" else sqlite_insert
         result = await self._session.execute(
-            insert(processed_updates)
+            insert_for(self._session, processed_updates)
             .values(update_id=update_id, processed_at=now)
             .on_conflict_do_nothing(index_elements=["update_id"])
         )
@@ -356,6 +342,16 @@ class UpdateLog:
             delete(ProcessedUpdate).where(processed_updates.c.processed_at < moment)
         )
         return rowcount(result)
+
+    # --- not in the ports: storage's tests (what was handled; an ORM row that conflicts) -----
+
+    async def seen(self, update_id: int) -> bool:
+        found = await self._session.get(ProcessedUpdate, update_id)
+        return found is not None
+
+    def record(self, update_id: int, now: datetime) -> None:
+        # A second record of one id fails at flush: the unit of work turns that into Conflict.
+        self._session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
 
 
 class FunnelRepository:

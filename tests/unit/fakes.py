@@ -484,7 +484,7 @@ class FakePeople(_Repository):
         people = self._uow.read().people.values()
         return next((p for p in people if p.telegram_id == telegram_id), None)
 
-    async def seen(self, telegram_id: int, telegram_language: str | None, now: datetime) -> Person:
+    async def _seen(self, telegram_id: int, telegram_language: str | None, now: datetime) -> Person:
         person = await self.by_telegram_id(telegram_id)
         if person is None:
             person = Person(
@@ -505,7 +505,7 @@ class FakePeople(_Repository):
     async def arrived(
         self, telegram_id: int, telegram_language: str | None, now: datetime
     ) -> tuple[Person, Conversation | None]:
-        person = await self.seen(telegram_id, telegram_language, now)
+        person = await self._seen(telegram_id, telegram_language, now)
         return person, await FakeConversations(self._uow).active_for(person)
 
     async def due_for_erasure(
@@ -645,12 +645,6 @@ class FakeParentalLinks(_Repository):
 
 
 class FakeUpdateLog(_Repository):
-    async def seen(self, update_id: int) -> bool:
-        return update_id in self._uow.read().updates
-
-    def record(self, update_id: int, now: datetime) -> None:
-        self._uow.add(ProcessedUpdate(id=update_id, processed_at=now))
-
     async def claim(self, update_id: int, now: datetime) -> bool:
         # INSERT … ON CONFLICT DO NOTHING: nothing when the id is there. One committed by a
         # concurrent transaction meanwhile makes this one's commit a Conflict (its retry then
