@@ -153,8 +153,10 @@ async def status_notice(uow: UnitOfWork, profile: Profile, sender: Sender | None
     return Notice(NEW_LINK.fmt(link=_link(sender, token), days=str(max(1, span.days))))
 
 
-async def _open(uow: UnitOfWork, token: str, now: datetime) -> tuple[ParentalLink, Profile] | None:
-    link = await uow.parental_links.by_hash(hash_token(token))
+async def _open(
+    uow: UnitOfWork, link: ParentalLink | None, now: datetime
+) -> tuple[ParentalLink, Profile] | None:
+    """The link and its profile, if the link can still be answered."""
     if link is None or link.answered_at is not None or link.expires_at <= now:
         return None
     profile = await uow.profiles.get(link.profile_id)
@@ -173,7 +175,7 @@ async def open_link(
 ) -> Reply:
     """A parent opened the link: what will be sent, to whom, and the two buttons."""
     token = payload.removeprefix(LINK_PREFIX)
-    found = await _open(uow, token, sender.now)
+    found = await _open(uow, await uow.parental_links.by_hash(hash_token(token)), sender.now)
     if found is None:
         return Reply(language, screens=(Notice(LINK_INVALID),))
     link, profile = found
@@ -218,9 +220,9 @@ async def answer(
     policy: Policy,
 ) -> Reply:
     """The parent's yes (the profile is handed off now) or no (it goes nowhere)."""
-    found = await _open(uow, token, sender.now)
+    known = await uow.parental_links.by_hash(hash_token(token))
+    found = await _open(uow, known, sender.now)
     if found is None:
-        known = await uow.parental_links.by_hash(hash_token(token))
         if known is not None and known.answered_at is not None:
             # A double tap, or a second look: the answer given stands, the screen stays.
             return Reply(language, toast=ALREADY_ANSWERED)

@@ -56,9 +56,12 @@ async def a_child_alone(
     email: str = "leo@exemple.fr",
     parent: str = "Samia Benali",
     parent_phone: str = "06 55 44 33 22",
+    welcome: bool = True,
 ) -> str:
-    """An under-15 fills in the young person's questionnaire alone; returns the link's payload."""
-    await young.starts(None, expect="Qui êtes-vous")
+    """An under-15 fills in the young person's questionnaire alone (from the welcome, or from
+    the choices already on screen); returns the link's payload."""
+    if welcome:
+        await young.starts(None, expect="Qui êtes-vous")
     await young.taps("Je cherche un·e mentor·e", expect="ton prénom")
     await young.says(name, expect="Quel âge as-tu")
     await young.says(age, expect="code postal")
@@ -550,32 +553,13 @@ async def test_after_a_refusal_a_new_questionnaire_gives_a_new_working_link_and_
     assert status is not None
     # /restart with no questionnaire in progress: the welcome, no harm.
     await young.says("/restart", expect="nouvelle demande")
-    new = await a_child_alone_again(young)
+    new = await a_child_alone(young, welcome=False)
     assert new != old
 
     await parent.starts(old, expect="n'est plus valable")
     await the_parent_agrees(parent, new)
     await young.reads(expect="Ton parent a donné son accord")
     assert len(await handoffs_in_db(app)) == 1
-
-
-async def a_child_alone_again(young: Chat) -> str:
-    """The same child, already known to the bot: the welcome is the shorter one."""
-    await young.taps("Je cherche un·e mentor·e", expect="ton prénom")
-    await young.says("Léo", expect="Quel âge as-tu")
-    await young.says("13", expect="code postal")
-    await young.says("93200", expect="Où en es-tu")
-    await young.taps("Collège", expect="accompagné")
-    await young.toggles("Soutien scolaire")
-    await young.taps("Valider", expect="rencontrer")
-    await young.taps("Les deux me vont", expect="quartier")
-    await young.taps("Passer", expect="te joindre")
-    await young.taps("Par e-mail", expect="adresse e-mail")
-    await young.says("leo@exemple.fr", expect="ton parent")
-    await young.says("Samia Benali", expect="numéro de téléphone de ton parent")
-    await young.says("06 55 44 33 22", expect="Dernière question")
-    await young.taps("Oui, je suis d'accord", expect="Tes réponses")
-    return payload_in(await young.taps("C'est bon", expect="Dernière étape"))
 
 
 async def test_a_child_refused_by_the_parent_cannot_sign_themselves_up_as_their_own_parent(
