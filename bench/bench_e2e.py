@@ -513,7 +513,7 @@ class Database:
 async def fresh_database(backend: str, directory: Path, admin_url: str) -> AsyncIterator[Database]:
     """An empty database: a file in `directory`, or `mentorat_bench_<random>`, dropped after."""
     if backend == "sqlite":
-        yield Database("sqlite", f"sqlite+aiosqlite:///{directory / 'bench.db'}")
+        yield Database("sqlite", f"sqlite:///{directory / 'bench.db'}")
         return
     name = f"mentorat_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/mentorat.db"
+DEFAULT_DATABASE_URL = "sqlite:///data/mentorat.db"
 SAMPLE_CATALOG = Path(__file__).parent / "data" / "catalog.sample.yaml"
 
 
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     allow_sandbox: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=1, le=65535)
-    sandbox_database_url: str = "sqlite+aiosqlite:///data/sandbox.db"
+    sandbox_database_url: str = "sqlite:///data/sandbox.db"
     # Silence: coordinators are reminded, then the contact goes to the next association.
     handoff_reminder_hours: float = Field(default=48, gt=0)
     handoff_reroute_days: float = Field(default=7, gt=0)

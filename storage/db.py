@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite as in_loop
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -49,9 +51,13 @@ def create_engine(
     # closing without one): the pool's own ROLLBACK on return would be one more call for nothing.
     kwargs.setdefault("pool_reset_on_return", None)
     if is_sqlite(url):
-        engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _tune_sqlite)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        engine = create_async_engine(in_loop.in_loop_url(url), **kwargs)
+        if in_loop.uses_loop_driver(engine.dialect):
+            event.listen(engine.sync_engine, "connect", _tune_sqlite_in_loop)
+            event.listen(engine.sync_engine, "begin", _begin_immediate_in_loop)
+        else:
+            event.listen(engine.sync_engine, "connect", _tune_sqlite)
+            event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     engine = create_async_engine(url, **kwargs)
     _ping_when_idle(engine, ping_idle_after)
@@ -100,7 +106,9 @@ class RoundTrips:
     def watch(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
         names = ["before_cursor_execute", "commit", "rollback"]
-        if sync.dialect.name != "sqlite":
+        # aiosqlite's BEGIN IMMEDIATE is a statement (counted above); the in-loop driver sends
+        # it on the raw connection, and asyncpg before the transaction's first statement.
+        if sync.dialect.name != "sqlite" or in_loop.uses_loop_driver(sync.dialect):
             names.append("begin")
         for name in names:
             event.listen(sync, name, self._one)
@@ -120,6 +128,17 @@ def _begin_immediate(connection: Any) -> None:
     # committed after its read: SQLite answers "database is locked" at once, busy timeout or not.
     # Taking the write lock at BEGIN makes concurrent updates queue behind the busy timeout.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_immediate_in_loop(connection: Any) -> None:
+    in_loop.begin_immediate(connection.connection.dbapi_connection)
+
+
+def _tune_sqlite_in_loop(dbapi_connection: Any, record: Any) -> None:
+    _tune_sqlite(dbapi_connection, record)
+    # Waiting for the write lock happens in the event loop (storage.sqlite.begin_immediate):
+    # SQLite's busy handler would sleep in the loop's thread, the writer we wait for with it.
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -19,7 +19,7 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'mentorat.db'}"
+    url = f"sqlite:///{tmp_path / 'mentorat.db'}"
     upgrade(url)
     return url
 

@@ -68,7 +68,7 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
     async def on_ready(emulator: BotApiEmulator) -> None:
         emulators.append(emulator)
 
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'sandbox.db'}")
     task = asyncio.create_task(
         run_sandbox(settings, "127.0.0.1", port, ready=ready, on_ready=on_ready, clock=clock)
     )

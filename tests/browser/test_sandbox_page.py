@@ -46,7 +46,7 @@ def emulators() -> list[BotApiEmulator]:
 async def sandbox_url(tmp_path: Path, emulators: list[BotApiEmulator]) -> AsyncIterator[str]:
     port = free_port()
     ready = asyncio.Event()
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'sandbox.db'}")
 
     async def started(emulator: BotApiEmulator) -> None:
         emulators.append(emulator)

@@ -120,7 +120,7 @@ async def test_no_association_fits_the_person_is_told_and_admins_alerted_once(
 
 
 def test_catalog_import_and_list_from_the_command_line(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"}
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

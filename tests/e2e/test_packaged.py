@@ -45,7 +45,7 @@ def free_port() -> int:
 async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database with no schema at all, as on an operator's first start."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'mentorat.db'}"
+        yield f"sqlite:///{tmp_path / 'mentorat.db'}"
         return
     admin_url, required = _postgres_admin_url()
     name = f"mentorat_test_{uuid.uuid4().hex[:12]}"
@@ -218,7 +218,7 @@ async def test_migrate_then_run_in_webhook_mode_serves_health_and_answers_an_upd
 async def test_the_image_alone_polls_and_its_healthcheck_follows_the_poller(
     emulator: BotApiEmulator, tmp_path: Path
 ) -> None:
-    env = image_env(emulator, f"sqlite+aiosqlite:///{tmp_path / 'mentorat.db'}", free_port())
+    env = image_env(emulator, f"sqlite:///{tmp_path / 'mentorat.db'}", free_port())
     async with image_started(env, tmp_path) as base:
         assert await get(base, "/readyz") == (200, "ready\n")
         assert await healthcheck(env) == 0
@@ -246,9 +246,9 @@ async def test_without_a_token_the_image_refuses_to_serve_the_sandbox(
     emulator: BotApiEmulator, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = image_env(emulator, f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", port)
+    env = image_env(emulator, f"sqlite:///{tmp_path / 'm.db'}", port)
     del env["TELEGRAM_BOT_TOKEN"]
-    env["SANDBOX_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}"
+    env["SANDBOX_DATABASE_URL"] = f"sqlite:///{tmp_path / 'sandbox.db'}"
     code, _, err = await bot_command(env, tmp_path, "run")
     assert code == 2
     assert "TELEGRAM_BOT_TOKEN" in err

@@ -100,8 +100,8 @@ async def test_without_a_token_run_serves_the_sandbox_page_and_says_so_in_two_li
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
     env |= {
         "WEB_PORT": str(port),
-        "SANDBOX_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'real.db'}",
+        "SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.db'}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'real.db'}",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

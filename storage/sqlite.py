@@ -1,0 +1,154 @@
+"""SQLite in the event loop's own thread: the default driver for `sqlite:///…` URLs.
+
+Why not aiosqlite: it runs each connection in a thread of its own, and every statement is a hop
+there and back (a queue, a thread wake-up, a future resolved from the other thread). A chat
+bot's statements are tiny reads and writes on a local file, a few microseconds each in SQLite,
+so the hops cost far more than the work: issue 13 measured SQLite slower than PostgreSQL over a
+socket. Here sqlite3 runs where SQLAlchemy's async layer already is, inside its greenlet, and a
+statement never leaves the thread.
+
+What keeps that safe:
+- A statement blocks the loop for as long as SQLite takes. In WAL mode a commit does not wait
+  for the disk (synchronous=NORMAL), so that is microseconds; a checkpoint now and then is the
+  exception (a few milliseconds).
+- Waiting for the write lock must never block the loop: another coroutine of this process may
+  hold it and could then never finish. So connections have no busy timeout, and the BEGIN
+  IMMEDIATE that opens every transaction (see storage.db) is retried with `asyncio.sleep`
+  between tries. Within one process, transactions already queue on the unit of work's lock
+  (storage.db.write_lock); the retry is for another process (the CLI, a second bot) or a use
+  outside the unit of work.
+
+`sqlite+aiosqlite:///…` URLs keep aiosqlite, for whoever prefers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from typing import Any
+
+from sqlalchemy import pool
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.util.concurrency import await_, in_greenlet
+
+DRIVER = "inloop"
+
+# How long a BEGIN IMMEDIATE waits for another writer before it gives up ("database is
+# locked"): the same 15 s the aiosqlite connections wait in SQLite's own busy handler.
+BUSY_TIMEOUT = 15.0
+FIRST_RETRY = 0.001
+LONGEST_RETRY = 0.05
+
+
+class _Cursor(sqlite3.Cursor):
+    async def _async_soft_close(self) -> None:
+        """SQLAlchemy's async results call this once a statement ran: an async driver's cursor
+        fetches its rows then. sqlite3's rows are already here, to read without waiting."""
+
+
+class _Connection(sqlite3.Connection):
+    def cursor(self, factory: Any = _Cursor) -> Any:
+        return super().cursor(factory)
+
+
+class SQLiteDialect_inloop(SQLiteDialect_pysqlite):
+    """The standard sqlite3 dialect, declared async so that `create_async_engine` takes it:
+    SQLAlchemy's async layer runs it in a greenlet, where a driver that never awaits just runs."""
+
+    driver = DRIVER
+    is_async = True
+    supports_statement_cache = True
+
+    # AsyncConnection.execute insists that a statement awaited something (a sync driver
+    # slipped into an async engine by mistake would never do so): each statement passes once
+    # through the greenlet's parent, without a trip round the event loop.
+    def do_execute(self, cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        _touch_the_loop()
+        cursor.execute(statement, parameters)
+
+    def do_executemany(
+        self, cursor: Any, statement: str, parameters: Any, context: Any = None
+    ) -> None:
+        _touch_the_loop()
+        cursor.executemany(statement, parameters)
+
+    def do_execute_no_params(self, cursor: Any, statement: str, context: Any = None) -> None:
+        _touch_the_loop()
+        cursor.execute(statement)
+
+    def create_connect_args(self, url: URL) -> Any:
+        args, options = super().create_connect_args(url)
+        options["factory"] = _Connection
+        return args, options
+
+    @classmethod
+    def get_pool_class(cls, url: URL) -> type[pool.Pool]:
+        # The async pool: a coroutine waiting for a connection awaits instead of blocking the
+        # thread on a condition variable, which here is the loop's.
+        if cls._is_url_file_db(url):
+            return pool.AsyncAdaptedQueuePool
+        return pool.StaticPool
+
+
+registry.register(f"sqlite.{DRIVER}", __name__, "SQLiteDialect_inloop")
+
+
+def in_loop_url(url: str | URL) -> URL:
+    """`sqlite:///…` (no driver named) runs in the loop; any other URL is left as it is."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite":
+        return parsed.set(drivername=f"sqlite+{DRIVER}")
+    return parsed
+
+
+async def _at_once() -> None:
+    return None
+
+
+def _touch_the_loop() -> None:
+    if in_greenlet():
+        await_(_at_once())
+
+
+def uses_loop_driver(dialect: Any) -> bool:
+    return getattr(dialect, "driver", None) == DRIVER
+
+
+def begin_immediate(dbapi_connection: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting for another writer by sleeping in the event loop, never in
+    SQLite's busy handler (which would stop the loop, and with it the writer we wait for).
+    Given up, it fails as SQLAlchemy's OperationalError, as a statement would."""
+    try:
+        _begin_immediate(dbapi_connection)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error) from error
+
+
+def _begin_immediate(dbapi_connection: sqlite3.Connection) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = FIRST_RETRY
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() + pause > deadline:
+                raise
+        if in_greenlet():
+            await_(asyncio.sleep(pause))
+        else:  # a synchronous use (a script): nothing else runs in this thread to wait for
+            time.sleep(pause)
+        pause = min(pause * 2, LONGEST_RETRY)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error) or "busy" in str(error)
