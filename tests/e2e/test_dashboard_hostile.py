@@ -567,9 +567,15 @@ async def test_a_coordinator_cannot_reach_another_association_by_editing_ids(
     person: Callable[..., Chat],
     browser: Browser,
 ) -> None:
-    await join(app, emulator, 900001, "Camille", FIRST)
+    camille = await join(app, emulator, 900001, "Camille", FIRST)
     léo = await join(app, emulator, 900002, "Léo", SECOND)
     await complete_sign_up(person)  # a contact for Proxité: not Léo's
+    # Its card delivered and recorded so: the status read below no longer moves on its own.
+    await camille.user.wait_for_message(lambda m: "Nouveau contact" in (m.text or ""))
+    for _ in range(100):
+        if [h.status for h in await stored_handoffs(app)] == ["delivered"]:
+            break
+        await asyncio.sleep(0.02)
     client = browser()
     await signed_in(client, await link_for(léo))
     csrf = csrf_of(await (await client.get("/admin/associations")).text())
