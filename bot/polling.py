@@ -17,6 +17,7 @@ from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, Retr
 from telegram.ext import Application
 
 from bot.inbox import UpdateInbox
+from bot.runtime import settle_heap
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ async def run_polling(
     from bot.web import operations_server
 
     bot = build_bot(settings)
+    from_command_line = stop is None
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -130,6 +132,8 @@ async def run_polling(
             loop.add_signal_handler(sig, stop.set)
     async with running(bot), operations_server(bot, settings):
         log.info("polling mode: @%s is ready", bot.application.bot.username)
+        if from_command_line:
+            settle_heap()
         if ready is not None:
             ready.set()
         await stop.wait()

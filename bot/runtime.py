@@ -6,6 +6,7 @@ object instead of rebuilding services by hand or reading them back from PTB's `b
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,3 +92,13 @@ class Services:
         await self.engine.dispose()
         if self.bookkeeping_engine is not None:
             await self.bookkeeping_engine.dispose()
+
+
+def settle_heap() -> None:
+    """Once the bot is up: what it loaded (modules, translations, the catalogue, SQLAlchemy's
+    mappers: some 300,000 objects) lives as long as the process, yet each full pass of the
+    cyclic garbage collector scanned it all, stopping the event loop about 100 ms each time
+    (issue 13: 9 such passes in a benchmark run, the bot's worst reply times). Frozen, a full
+    pass only looks at what was made since."""
+    gc.collect()
+    gc.freeze()

@@ -36,6 +36,7 @@ from bot.app import TelegramBot, build_bot
 from bot.dashboard.app import Dashboard, add_dashboard_routes
 from bot.inbox import Outcome
 from bot.processor import PerChatUpdateProcessor
+from bot.runtime import settle_heap
 from bot.settings import Settings
 from bot.webhooks import add_crm_routes
 from conversations.ports import UnitOfWorkFactory
@@ -434,6 +435,7 @@ async def run_webhook(
     assert settings.webhook_secret is not None
     bot = build_bot(settings)
     application = bot.application
+    from_command_line = stop is None
     if stop is None:
         # From the command line: Ctrl+C or the orchestrator's SIGTERM stops it cleanly.
         stop = asyncio.Event()
@@ -455,6 +457,8 @@ async def run_webhook(
             await runner.setup()
             await web.TCPSite(runner, settings.web_host, settings.web_port).start()
             log.info("webhook mode: serving on %s:%s", settings.web_host, settings.web_port)
+            if from_command_line:
+                settle_heap()
             if ready is not None:
                 ready.set()
             await stop.wait()
