@@ -3,15 +3,17 @@ process left, count failures, forget what is done."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, exists, literal, null, select, union_all, update
+from sqlalchemy import bindparam, delete, exists, literal, null, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.ports import InboxEntry
-from storage.db import insert_for
 from storage.repositories import rowcount
 from storage.tables import inbox, processed_updates
 
@@ -44,23 +46,18 @@ class InboxRepository:
     async def _insert_new(
         self, updates: Sequence[tuple[int, dict[str, Any]]], now: datetime
     ) -> set[int]:
-        rows = [
-            select(
-                literal(update_id, inbox.c.update_id.type).label("update_id"),
-                literal(body, inbox.c.body.type).label("body"),
-                literal(now, inbox.c.received_at.type).label("received_at"),
-                literal(now, inbox.c.claimed_at.type).label("claimed_at"),
-                literal(0, inbox.c.attempts.type).label("attempts"),
-            ).where(~exists().where(processed_updates.c.update_id == update_id))
-            for update_id, body in updates
-        ]
-        columns = ["update_id", "body", "received_at", "claimed_at", "attempts"]
-        result = await self._session.execute(
-            insert_for(self._session, inbox)
-            .from_select(columns, rows[0] if len(rows) == 1 else union_all(*rows))
-            .on_conflict_do_nothing(index_elements=["update_id"])
-            .returning(inbox.c.update_id)
-        )
+        # The batch padded to one of a few sizes (its last update repeated: ON CONFLICT DO
+        # NOTHING skips the copies), so that SQLAlchemy builds and compiles each shape once.
+        # A statement per batch size was compiled again and again, and the compiled cache kept
+        # thousands of clauses for the garbage collector to scan.
+        size = next(s for s in INSERT_SIZES if s >= len(updates))
+        padded = list(updates) + [updates[-1]] * (size - len(updates))
+        params: dict[str, Any] = {"now": now}
+        for i, (update_id, body) in enumerate(padded):
+            params[f"id_{i}"] = update_id
+            params[f"body_{i}"] = body
+        dialect = self._session.bind.dialect.name if self._session.bind is not None else ""
+        result = await self._session.execute(_insert_statement(dialect, size), params)
         return set(result.scalars())
 
     async def _found(self, ids: Sequence[int]) -> tuple[dict[int, InboxEntry], set[int]]:
@@ -173,6 +170,32 @@ class InboxRepository:
 CHUNK = 1000
 # SQLite joins at most 500 SELECTs in one compound; getUpdates returns at most 100 updates.
 ROWS_PER_INSERT = 100
+INSERT_SIZES = (1, 2, 4, 8, 16, 32, 64, ROWS_PER_INSERT)
+
+
+@functools.cache
+def _insert_statement(dialect: str, size: int) -> Any:
+    """INSERT … SELECT of `size` updates, each only if not handled before, that says which
+    it kept: one round trip for a whole getUpdates batch."""
+    now = bindparam("now", type_=inbox.c.received_at.type)
+    rows = [
+        select(
+            bindparam(f"id_{i}", type_=inbox.c.update_id.type).label("update_id"),
+            bindparam(f"body_{i}", type_=inbox.c.body.type).label("body"),
+            now.label("received_at"),
+            now.label("claimed_at"),
+            literal(0, inbox.c.attempts.type).label("attempts"),
+        ).where(~exists().where(processed_updates.c.update_id == bindparam(f"id_{i}")))
+        for i in range(size)
+    ]
+    columns = ["update_id", "body", "received_at", "claimed_at", "attempts"]
+    insert = pg_insert(inbox) if dialect == "postgresql" else sqlite_insert(inbox)
+    return (
+        insert.from_select(columns, rows[0] if size == 1 else union_all(*rows))
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(inbox.c.update_id)
+    )
+
 
 T = TypeVar("T")
 

@@ -29,6 +29,22 @@ async def test_a_redelivery_finds_its_row_and_a_new_update_does_not(
     assert (known[1].body, known[1].attempts, known[1].failed) == (body(1), 0, False)
 
 
+async def test_batches_of_every_size_are_kept_whole_and_once(uow_factory: UowFactory) -> None:
+    """A batch is padded to a few fixed sizes (its last update repeated): every update is
+    kept once, with its own body, and the padding shows nowhere."""
+    start = 1
+    for size in (1, 3, 5, 17, 37, 64, 99, 100):
+        batch = [(n, body(n)) for n in range(start, start + size)]
+        async with uow_factory() as uow:
+            assert await uow.inbox.store(batch, NOW) == ({}, set())
+            await uow.commit()
+        async with uow_factory() as uow:
+            known, answered = await uow.inbox.store(batch, NOW)
+        assert sorted(known) == [n for n, _ in batch] and answered == set()
+        assert all(known[n].body == body(n) for n, _ in batch)
+        start += size
+
+
 async def test_only_an_update_handled_and_done_counts_as_answered_and_is_not_kept_again(
     uow_factory: UowFactory,
 ) -> None:
