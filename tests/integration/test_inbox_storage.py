@@ -40,7 +40,8 @@ async def test_batches_of_every_size_are_kept_whole_and_once(uow_factory: UowFac
             await uow.commit()
         async with uow_factory() as uow:
             known, answered = await uow.inbox.store(batch, NOW)
-        assert sorted(known) == [n for n, _ in batch] and answered == set()
+        assert sorted(known) == [n for n, _ in batch]
+        assert answered == set()
         assert all(known[n].body == body(n) for n, _ in batch)
         start += size
 
