@@ -55,6 +55,7 @@ def create_engine(
         if in_loop.uses_loop_driver(engine.dialect):
             event.listen(engine.sync_engine, "connect", _tune_sqlite_in_loop)
             event.listen(engine.sync_engine, "begin", _begin_immediate_in_loop)
+            event.listen(engine.sync_engine.pool, "checkin", _no_transaction_pooled)
         else:
             event.listen(engine.sync_engine, "connect", _tune_sqlite)
             event.listen(engine.sync_engine, "begin", _begin_immediate)
@@ -131,27 +132,41 @@ def _begin_immediate(connection: Any) -> None:
 
 
 def _begin_immediate_in_loop(connection: Any) -> None:
-    in_loop.begin_immediate(connection.connection.dbapi_connection)
+    in_loop.retry_while_busy(connection.connection.dbapi_connection, "BEGIN IMMEDIATE")
 
 
-def _tune_sqlite_in_loop(dbapi_connection: Any, record: Any) -> None:
-    _tune_sqlite(dbapi_connection, record)
-    # Waiting for the write lock happens in the event loop (storage.sqlite.begin_immediate):
-    # SQLite's busy handler would sleep in the loop's thread, the writer we wait for with it.
-    dbapi_connection.execute("PRAGMA busy_timeout=0")
+# NORMAL is durable enough with WAL; foreign keys are off in SQLite unless asked for.
+SQLITE_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
+
+
+def _tune_sqlite_in_loop(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    # No busy timeout (the connection has none from the start): waiting for another
+    # connection's lock happens in the event loop, never in SQLite's busy handler, which would
+    # sleep in the loop's thread and stop the writer we wait for with it.
+    in_loop.retry_while_busy(dbapi_connection, "PRAGMA journal_mode=WAL")
+    for pragma in SQLITE_PRAGMAS:
+        dbapi_connection.execute(pragma)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own implicit BEGIN would hide ours: let SQLAlchemy's "begin" event issue it.
     dbapi_connection.isolation_level = None
-    # WAL lets readers and the writer proceed together; NORMAL is durable enough with WAL;
-    # the busy timeout makes a second process wait for the write lock instead of failing.
+    # The busy timeout first, so that switching to WAL waits too: a second process then waits
+    # for the write lock instead of failing. WAL lets readers and the writer proceed together.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()
+
+
+def _no_transaction_pooled(dbapi_connection: Any, _record: Any) -> None:
+    # Without the pool's reset, a COMMIT that failed (a deferred constraint, say) would put
+    # the connection back inside its transaction, and every later BEGIN on it would fail.
+    if dbapi_connection is not None and dbapi_connection.in_transaction:
+        dbapi_connection.rollback()
 
 
 def write_lock(url: str) -> asyncio.Lock | None:
@@ -163,10 +178,16 @@ def write_lock(url: str) -> asyncio.Lock | None:
 
 def insert_for(session: AsyncSession, table: Table) -> PgInsert | SqliteInsert:
     """An INSERT of the session's database's own dialect: one that knows ON CONFLICT."""
+    return insert_of(dialect_of(session), table)
+
+
+def insert_of(dialect: str, table: Table) -> PgInsert | SqliteInsert:
+    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+
+
+def dialect_of(session: AsyncSession) -> str:
     bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql":
-        return pg_insert(table)
-    return sqlite_insert(table)
+    return bind.dialect.name if bind is not None else "sqlite"
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -5,8 +5,10 @@ while it waits for another writer, must give up like SQLite's busy timeout did, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,20 @@ def hold_write_lock(path: Path, released: threading.Event, held: threading.Event
     connection.close()
 
 
+@contextlib.contextmanager
+def another_writer(path: Path) -> Iterator[threading.Event]:
+    """Another connection holding the write lock until the event it yields is set."""
+    released, held = threading.Event(), threading.Event()
+    other = threading.Thread(target=hold_write_lock, args=(path, released, held))
+    other.start()
+    try:
+        assert held.wait(5)
+        yield released
+    finally:
+        released.set()
+        other.join()
+
+
 async def test_the_default_sqlite_url_runs_in_the_loop_and_aiosqlite_stays_available(
     tmp_path: Path,
 ) -> None:
@@ -55,32 +71,27 @@ async def test_the_default_sqlite_url_runs_in_the_loop_and_aiosqlite_stays_avail
 async def test_waiting_for_another_writer_leaves_the_loop_running(sqlite_url: str) -> None:
     url, path = sqlite_url, database_file(sqlite_url)
     engine = create_engine(url)
-    released, held = threading.Event(), threading.Event()
-    other = threading.Thread(target=hold_write_lock, args=(path, released, held))
-    other.start()
     try:
-        assert held.wait(5)
-        ticks = 0
+        with another_writer(path) as released:
+            ticks = 0
 
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                if ticks == 5:
-                    released.set()  # the other writer commits once the loop showed it runs
-                await asyncio.sleep(0.01)
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    if ticks == 5:
+                        released.set()  # the other writer commits once the loop showed it runs
+                    await asyncio.sleep(0.01)
 
-        ticking = asyncio.create_task(ticker())
-        async with UnitOfWork(session_factory(engine), write_lock(url)) as uow:
-            await uow.ping()  # BEGIN IMMEDIATE waits here, in the loop, for the other writer
-            waited = ticks
-            await uow.commit()
-        ticking.cancel()
+            ticking = asyncio.create_task(ticker())
+            async with UnitOfWork(session_factory(engine), write_lock(url)) as uow:
+                await uow.ping()  # BEGIN IMMEDIATE waits here, in the loop, for the other writer
+                waited = ticks
+                await uow.commit()
+            ticking.cancel()
         # The loop ran while the transaction waited: the other writer was only let go by it.
         assert waited >= 5
     finally:
-        released.set()
-        other.join()
         await engine.dispose()
 
 
@@ -90,21 +101,11 @@ async def test_a_writer_that_never_finishes_makes_the_transaction_fail_as_locked
     monkeypatch.setattr(in_loop, "BUSY_TIMEOUT", 0.2)
     url, path = sqlite_url, database_file(sqlite_url)
     engine = create_engine(url)
-    released, held = threading.Event(), threading.Event()
-    other = threading.Thread(target=hold_write_lock, args=(path, released, held))
-    other.start()
     try:
-        assert held.wait(5)
-        with pytest.raises(OperationalError, match="locked"):
+        with another_writer(path), pytest.raises(OperationalError, match="locked"):
             async with UnitOfWork(session_factory(engine), write_lock(url)) as uow:
                 await uow.ping()
-    finally:
-        released.set()
-        other.join()
-        await engine.dispose()
-    # Nothing was left half-done: the next transaction goes through.
-    engine = create_engine(url)
-    try:
+        # Nothing was left half-done: once the other writer is gone, the next one goes through.
         async with UnitOfWork(session_factory(engine), write_lock(url)) as uow:
             await uow.ping()
             await uow.commit()

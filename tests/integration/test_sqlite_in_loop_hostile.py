@@ -28,12 +28,6 @@ from storage.db import RoundTrips, create_engine, session_factory, write_lock
 from storage.tables import processed_updates
 from storage.uow import UnitOfWork
 
-# Four of these break the in-loop driver today (a partly read result kept alive, a new
-# connection under an exclusive lock, RETURNING not read to the end, a failed COMMIT pooled in
-# its transaction): fixes in the 2026-12-05 closing note, not yet applied nor run with the whole
-# suite. Unskip with them.
-pytestmark = pytest.mark.skip(reason="issue 13: known breaks, fixes pending (see module comment)")
-
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 # Another OS process: a writer that takes the write lock, says so, and holds it.
@@ -92,6 +86,15 @@ def reaped(process: subprocess.Popen[str]) -> Any:
         if process.poll() is None:
             process.kill()
         process.wait(10)
+
+
+@contextlib.contextmanager
+def lock_holder(path: Path, seconds: str, mode: str) -> Any:
+    """Another process holding the database's lock (`mode`: immediate or exclusive) for
+    `seconds`, from the moment this is entered."""
+    with reaped(spawn(HOLDER, str(path), seconds, mode)) as holder:
+        wait_line(holder, "held")
+        yield holder
 
 
 class Ticker:
@@ -169,8 +172,7 @@ async def test_a_writer_process_holding_the_lock_past_the_timeout_fails_cleanly_
     engine = create_engine(url)
     await insert_one(engine, 1)  # a pooled connection exists before the other process comes
     try:
-        with reaped(spawn(HOLDER, str(path), "2.0", "immediate")) as holder:
-            wait_line(holder, "held")
+        with lock_holder(path, "2.0", "immediate") as holder:
             started = time.monotonic()
             async with Ticker() as ticker:
                 with pytest.raises(exc.OperationalError, match="locked") as raised:
@@ -198,8 +200,7 @@ async def test_a_writer_process_killed_mid_transaction_lets_the_waiting_transact
     engine = create_engine(url)
     await insert_one(engine, 1)
     try:
-        with reaped(spawn(HOLDER, str(path), "60", "immediate")) as holder:
-            wait_line(holder, "held")
+        with lock_holder(path, "60", "immediate") as holder:
             waiting = asyncio.create_task(insert_one(engine, 2))
             await asyncio.sleep(0.2)
             assert not waiting.done()  # it waits for the other process …
@@ -230,8 +231,7 @@ async def test_a_new_connection_while_another_process_holds_the_database_exclusi
     url, path = database
     engine = create_engine(url)  # no connection yet: the first one is made while locked
     try:
-        with reaped(spawn(HOLDER, str(path), "3.0", "exclusive")) as holder:
-            wait_line(holder, "held")
+        with lock_holder(path, "3.0", "exclusive"):
             async with Ticker() as ticker:
                 # Fails as locked, or goes through once the other process lets go: either way
                 # the loop must have kept running meanwhile.
@@ -300,8 +300,7 @@ async def test_a_transaction_cancelled_while_waiting_for_the_lock_leaves_nothing
             await uow.commit()
 
     try:
-        with reaped(spawn(HOLDER, str(path), "1.0", "immediate")) as holder:
-            wait_line(holder, "held")
+        with lock_holder(path, "1.0", "immediate") as holder:
             if how == "wait_for":
                 with pytest.raises(asyncio.TimeoutError):
                     await asyncio.wait_for(transaction(2), 0.2)
@@ -331,8 +330,7 @@ async def test_dispose_while_a_transaction_waits_for_the_lock(
     engine = create_engine(url)
     await insert_one(engine, 1)
     try:
-        with reaped(spawn(HOLDER, str(path), "0.8", "immediate")) as holder:
-            wait_line(holder, "held")
+        with lock_holder(path, "0.8", "immediate") as holder:
             waiting = asyncio.create_task(insert_one(engine, 2))
             await asyncio.sleep(0.1)
             await engine.dispose()  # an operator's shutdown or a sandbox reset meanwhile
@@ -626,8 +624,7 @@ async def test_a_begin_that_waited_for_another_process_is_still_one_round_trip(
     trips = RoundTrips()
     trips.watch(engine)
     try:
-        with reaped(spawn(HOLDER, str(path), "0.3", "immediate")) as holder:
-            wait_line(holder, "held")
+        with lock_holder(path, "0.3", "immediate") as holder:
             await insert_one(engine, 2)  # many BEGIN IMMEDIATE tries, one BEGIN counted
             wait_line(holder, "done")
         assert trips.count == 3  # BEGIN, INSERT, COMMIT
