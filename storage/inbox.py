@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, exists, literal, null, select, union_all, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.ports import InboxEntry
+from storage.db import dialect_of, insert_of
 from storage.repositories import rowcount
 from storage.tables import inbox, processed_updates
 
@@ -56,8 +55,8 @@ class InboxRepository:
         for i, (update_id, body) in enumerate(padded):
             params[f"id_{i}"] = update_id
             params[f"body_{i}"] = body
-        dialect = self._session.bind.dialect.name if self._session.bind is not None else ""
-        result = await self._session.execute(_insert_statement(dialect, size), params)
+        statement = _insert_statement(dialect_of(self._session), size)
+        result = await self._session.execute(statement, params)
         return set(result.scalars())
 
     async def _found(self, ids: Sequence[int]) -> tuple[dict[int, InboxEntry], set[int]]:
@@ -189,9 +188,9 @@ def _insert_statement(dialect: str, size: int) -> Any:
         for i in range(size)
     ]
     columns = ["update_id", "body", "received_at", "claimed_at", "attempts"]
-    insert = pg_insert(inbox) if dialect == "postgresql" else sqlite_insert(inbox)
     return (
-        insert.from_select(columns, rows[0] if size == 1 else union_all(*rows))
+        insert_of(dialect, inbox)
+        .from_select(columns, rows[0] if size == 1 else union_all(*rows))
         .on_conflict_do_nothing(index_elements=["update_id"])
         .returning(inbox.c.update_id)
     )
