@@ -408,7 +408,7 @@ class Handlers:
         assert isinstance(message, Message)
         markup = edited.markup
         assert markup is None or isinstance(markup, InlineKeyboardMarkup)
-        if message.text_html == edited.text and message.reply_markup == markup:
+        if _same_html(message.text_html, edited.text) and message.reply_markup == markup:
             # It shows that already (the same re-ask twice, a double tap): no call.
             return True
         try:
@@ -458,6 +458,17 @@ class Handlers:
     async def send(bot: Bot, chat_id: int, message: Rendered | Photo | File) -> None:
         """A message to the person in front of the chat, with a few quick retries on 5xx."""
         await _send(bot, chat_id, message)
+
+
+def _same_html(shown: str, rendered: str) -> bool:
+    """Whether a message's text, as PTB writes it back in HTML, is the rendered one: PTB
+    escapes quotes (`&#x27;`, `&quot;`) where the renderer leaves them, and French is full of
+    apostrophes ("C'est fait")."""
+    return _unquoted(shown) == _unquoted(rendered)
+
+
+def _unquoted(html_text: str) -> str:
+    return html_text.replace("&#x27;", "'").replace("&quot;", '"')
 
 
 def _payload(update: Update) -> str | None:

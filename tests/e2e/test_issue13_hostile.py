@@ -928,3 +928,24 @@ async def test_after_a_pause_the_waiting_reply_goes_before_older_background_send
     await limiter.shutdown()
     assert order[0] == "reply"
     assert order[1:] == ["bg2", "bg3", "bg4", "bg5"]
+
+
+async def test_a_press_again_on_a_screen_with_apostrophes_calls_nothing_more(
+    bot: TelegramBot, person: Callable[..., Chat], emulator: BotApiEmulator
+) -> None:
+    """Found by test_hostile_input's forged presses: "C'est fait" came back from Telegram as
+    `C&#x27;est fait`, so the screen never looked like what the bot would show, and the same
+    edit was asked for again (a 400 "message is not modified")."""
+    chat = person(13041, "Inès")
+    await chat.starts()
+    chat.user.send_command("delete")
+    question = await chat.reads(expect="effacer")
+    [data] = [b["callback_data"] for b in question.buttons if "Oui" in b["text"]]
+    done = await chat.taps("Oui, tout effacer", expect="effacées")
+    assert "C'est fait" in (done.text or "")
+    for _ in range(3):  # the erased person is spoken to as "vous": one edit, then none
+        answered = len(emulator.calls("answerCallbackQuery"))
+        emulator._push_callback_query(chat.user, done, data)
+        await emulator.wait_for_call("answerCallbackQuery", after=answered)
+    refused = [(r.method, r.status) for r in emulator.requests if r.status >= 400]
+    assert refused == []
