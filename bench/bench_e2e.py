@@ -310,8 +310,12 @@ def reply_to(move: Move, person: Person) -> Callable[[EventKind, ChatMessage], b
         if move.toggle:
             return any(b.startswith("☑️") for b in message.button_texts)
         # The pressed question edited into the next one ("✓ <answer>", then the question); a
-        # question only closed ("→ <answer>" added below it) asks nothing more.
-        return not (message.text or "").startswith(move.pressed_text)
+        # question only closed ("→ <answer>" added below it) asks nothing more; the summary
+        # sent keeps its text, then its answer and the thanks.
+        text = message.text or ""
+        if not text.startswith(move.pressed_text):
+            return True
+        return move.last and "\n\n" in text[len(move.pressed_text) :].strip()
 
     return accept
 

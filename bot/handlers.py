@@ -384,12 +384,12 @@ class Handlers:
         self, query: CallbackQuery, reply: Reply, rendered: list[Rendered | Photo | File]
     ) -> Rendered | None:
         """What the pressed message can become: the one screen that follows the press on it
-        (under the answer it gave). Not the summary's "send" (the summary stays, as a record of
-        what was sent), not a keyboard Telegram cannot put on an edited message, not a picture,
-        not a text that would be too long with the answer above it."""
+        (under the answer it gave; the summary that was sent stays above it, as a record), not
+        a keyboard Telegram cannot put on an edited message, not a picture, not a text that
+        would be too long with the answer above it."""
         if reply.echo is None and not reply.replaces_pressed:
             return None
-        if reply.in_place is not None or reply.card_keyboard is not None or reply.keep_pressed:
+        if reply.in_place is not None or reply.card_keyboard is not None:
             return None
         if reply.close_reply_keyboard or len(rendered) != 1:
             return None
@@ -398,6 +398,9 @@ class Handlers:
             return None
         if following.markup is not None and not isinstance(following.markup, InlineKeyboardMarkup):
             return None
+        if reply.keep_pressed:
+            shown = query.message.text_html
+            return self._renderer.kept(reply.language, shown, reply.echo, following)
         return self._renderer.followed(reply.language, reply.echo, following)
 
     async def _edit_into(self, query: CallbackQuery, edited: Rendered) -> bool:

@@ -224,6 +224,16 @@ class Renderer:
         text = f"{line}\n\n{following.text}"
         return Message(text, following.markup) if len(text) <= TEXT_MAX else None
 
+    def kept(
+        self, language: str, original_html: str, echo: Echo, following: Message
+    ) -> Message | None:
+        """A record kept (the summary that was sent), its answer appended, then what follows
+        it: the chat reads the same as a frozen summary and a new message, in one edit. None
+        when that would be too long for one message."""
+        line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
+        text = f"{original_html}\n\n{line}\n\n{following.text}"
+        return Message(text, following.markup) if len(text) <= TEXT_MAX else None
+
     def card_keyboard(
         self, language: str, handoff_id: int, buttons: tuple[CardButton, ...]
     ) -> InlineKeyboardMarkup | None:

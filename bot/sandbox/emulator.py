@@ -621,6 +621,16 @@ class EmulatedUser:
             return self.toasts[self._toast_cursor - 1]
         raise self._timeout("an answerCallbackQuery", timeout)
 
+    async def presses_answered(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Until every button this user pressed got its answerCallbackQuery (the spinner
+        stopped): a bot may answer a press after editing the message, so after the reply."""
+
+        def ready() -> bool:
+            return all(q.answered for q in self._emu._callbacks.values() if q.user_id == self.id)
+
+        if not await self._emu._changed.wait_until(ready, timeout):
+            raise self._timeout("the answer to every press", timeout)
+
     def skip_edits(self) -> None:
         """Marks the edits so far as seen, for `next_edit` (new messages are left unread)."""
         chat = self._emu._chats.get(self.id)

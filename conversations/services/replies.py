@@ -67,8 +67,8 @@ class Reply:
     toast: Text | None = None
     # The answer a pressed button gave, shown on that message in place of its keyboard.
     echo: Echo = None
-    # The pressed message is a record to keep (the summary that was sent): frozen with its
-    # answer, never turned into what follows.
+    # The pressed message is a record to keep (the summary that was sent): it keeps its text
+    # and answer, what follows goes under them (or in a message of its own), never instead.
     keep_pressed: bool = False
     # The press was on the screen the person is at, which this reply moves on from: the
     # pressed message may become the reply's screen (under the echo, if any).

@@ -90,12 +90,17 @@ class Chat:
 def followed(message: ChatMessage, pressed: ChatMessage) -> bool:
     """A bot message that follows a press: any new one, or the pressed one edited into what
     follows ("✓ <answer>" then the next question; the previous one for "Retour"; the same with
-    what was wrong); not the pressed one only frozen with its answer (its text, then
-    "→ <answer>"), nor only given new buttons (a toggle)."""
+    what was wrong; the summary, its answer, then the thanks); not the pressed one only frozen
+    with its answer (its text, then "→ <answer>"), nor only given new buttons (a toggle)."""
     if message.edit_date is None:
         return True
     text, before = message.text or "", pressed.text or ""
-    return message.message_id == pressed.message_id and not text.startswith(before)
+    if message.message_id != pressed.message_id:
+        return False
+    if not text.startswith(before):
+        return True
+    added = text[len(before) :].strip()
+    return bool(added) and "\n\n" in added
 
 
 @pytest.fixture

@@ -51,9 +51,11 @@ from tests.e2e.crowd import (
 )
 
 KILLS = 10
-# Seconds a person takes to answer, at most: twenty people then keep the bot busy through the
-# ten kills and restarts.
-THINK = 3.0
+# Seconds a person takes to answer, at most. A questionnaire then takes each person about
+# 15 × THINK / 2 seconds of thinking plus the restarts they wait through, while the ten kills
+# need about 3.5 s each (a restart, then 3 to 10 answers): the people must still be at it at
+# the tenth. At 3.0 s a faster bot had everyone done before it.
+THINK = 6.0
 OOPS = "Oups, un souci de mon côté"
 
 

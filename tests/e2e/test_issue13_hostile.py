@@ -290,9 +290,12 @@ async def test_an_answer_edited_from_the_summary_by_a_press_becomes_the_summary_
     assert again.message_id == situation.message_id
     assert (again.text or "").startswith("✓ Lycée général")
     thanks = await chat.taps("C'est bon", expect="Merci")
-    assert thanks.message_id != again.message_id
+    # The summary sent stays as a record, the thanks under it, in the same message.
+    assert thanks.message_id == again.message_id
     kept = message(chat.user, again.message_id)
     assert "Tes réponses" in (kept.text or "")
+    assert "Lycée général" in (kept.text or "")
+    assert (kept.text or "").index("Tes réponses") < (kept.text or "").index("Merci")
     assert not kept.buttons
     [profile] = await stored_profiles(sqlite_url)
     assert profile.answers["situation"] == "high_school"

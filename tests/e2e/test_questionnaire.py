@@ -460,3 +460,27 @@ async def test_what_a_person_types_is_shown_back_escaped_never_as_markup(
     summary = await chat.taps("Oui, j'accepte", expect="Vos réponses")
     assert "AT&T <Lyon> & Co" in (summary.text or "")
     assert summary.entities  # the summary's own bold titles are still markup
+
+
+async def test_sending_the_summary_turns_it_into_the_thanks_in_one_edit(
+    bot: TelegramBot,
+    person: Callable[..., Chat],
+    emulator: BotApiEmulator,
+) -> None:
+    chat = person(1019, "Inès")
+    chat.user.phone_number = "+33612345678"
+    await sign_up_as_17_year_old_in_saint_denis(chat)
+    summary = chat.user.last_message
+    assert summary is not None
+    sent_before = len(emulator.calls("sendMessage"))
+    edits_before = len(emulator.calls("editMessageText"))
+    thanks = await chat.taps("C'est bon", expect="Merci")
+    await chat.user.presses_answered()
+    # The record of what was sent, its answer, then what happens next: one message, one edit.
+    assert thanks.message_id == summary.message_id
+    text = thanks.text or ""
+    assert text.startswith(summary.text or "")
+    assert text.index("C'est bon") < text.index("Merci Inès") < text.index("Proxité")
+    assert not thanks.buttons
+    assert len(emulator.calls("sendMessage")) == sent_before
+    assert len(emulator.calls("editMessageText")) == edits_before + 1
