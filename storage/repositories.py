@@ -7,11 +7,24 @@ type checker an entity's attributes are plain values, not SQL expressions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, distinct, func, insert, or_, select
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    distinct,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +40,7 @@ from conversations.entities import (
 )
 from conversations.model import ConversationState, Status
 from conversations.ports import CatalogChanges
-from storage.db import insert_for
+from storage.db import dialect_of, insert_of
 from storage.tables import (
     ProcessedUpdate,
     associations,
@@ -83,21 +96,8 @@ class PeopleRepository:
         self, telegram_id: int, telegram_language: str | None, now: datetime
     ) -> tuple[Person, Conversation | None]:
         """The person and their active conversation in one SELECT (a join, not two queries)."""
-        row = (
-            await self._session.execute(
-                select(Person, Conversation)
-                .outerjoin(
-                    Conversation,
-                    and_(
-                        conversations.c.person_id == people.c.id,
-                        conversations.c.status == Status.ACTIVE,
-                    ),
-                )
-                .where(people.c.telegram_id == telegram_id)
-                .order_by(conversations.c.id.desc())
-                .limit(1)
-            )
-        ).first()
+        found = await self._session.execute(_arrived_statement(), {"telegram_id": telegram_id})
+        row = found.first()
         if row is None:
             return await self._first_contact(telegram_id, telegram_language, now), None
         person, conversation = row
@@ -149,6 +149,35 @@ class PeopleRepository:
             delete(Conversation).where(conversations.c.person_id == person.id)
         )
         await self._session.delete(person)
+
+
+# Every update runs the two statements below. Built once (the entities are mapped by then),
+# not per call: building a statement and its cache key cost more than running it on SQLite
+# (measured: 600 → 290 µs for `arrived`, 280 → 80 µs for `claim`, in CPU).
+@functools.cache
+def _arrived_statement() -> Select[Person, Conversation]:
+    return (
+        select(Person, Conversation)
+        .outerjoin(
+            Conversation,
+            and_(
+                conversations.c.person_id == people.c.id,
+                conversations.c.status == Status.ACTIVE,
+            ),
+        )
+        .where(people.c.telegram_id == bindparam("telegram_id"))
+        .order_by(conversations.c.id.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    return (
+        insert_of(dialect, processed_updates)
+        .values(update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
+        .on_conflict_do_nothing(index_elements=["update_id"])
+    )
 
 
 def _saw(person: Person, telegram_language: str | None, now: datetime) -> None:
@@ -326,9 +355,8 @@ class UpdateLog:
         transaction inserting the same id waits for this one's end: if it commits, that one
         inserts nothing (a duplicate); if it rolls back, that one claims the id."""
         result = await self._session.execute(
-            insert_for(self._session, processed_updates)
-            .values(update_id=update_id, processed_at=now)
-            .on_conflict_do_nothing(index_elements=["update_id"])
+            _claim_statement(dialect_of(self._session)),
+            {"update_id": update_id, "processed_at": now},
         )
         return rowcount(result) == 1
 
@@ -352,6 +380,9 @@ class UpdateLog:
     def record(self, update_id: int, now: datetime) -> None:
         # A second record of one id fails at flush: the unit of work turns that into Conflict.
         self._session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+
+
+_FUNNEL_INSERT = insert(funnel_events)
 
 
 class FunnelRepository:
@@ -391,7 +422,7 @@ class FunnelRepository:
         """What was recorded since the last write, in one statement."""
         pending, self._pending = self._pending, []
         if pending:
-            await self._session.execute(insert(funnel_events), pending)
+            await self._session.execute(_FUNNEL_INSERT, pending)
 
     async def counts(self) -> dict[tuple[str, str], int]:
         await self.write()
