@@ -36,7 +36,7 @@ from conversations.flows import FLOWS
 from conversations.model import ContactInput, NonTextInput, Summary, TextInput
 from conversations.services import actions, digest, updates
 from conversations.services.actions import Action
-from conversations.services.replies import Chart, Reply, Screen, Sender
+from conversations.services.replies import Chart, Notice, Reply, Screen, Sender
 from conversations.text import _, pick_language
 
 log = logging.getLogger(__name__)
@@ -343,11 +343,14 @@ class Handlers:
         if query is not None:
             toast = self._renderer.toast(reply.language, reply.toast) if reply.toast else None
             try:
-                edited = self._edited(query, reply, rendered)
-                if edited is not None and await self._edit_into(query, edited):
-                    rendered = rendered[1:]
-                else:
-                    await self._update_pressed(query, reply)
+                # A press of a button the message does not have (a modified client): what
+                # follows comes anew, the message stays as it is.
+                if _offered(query):
+                    edited = self._edited(query, reply, rendered)
+                    if edited is not None and await self._edit_into(update, query, edited):
+                        rendered = rendered[1:]
+                    else:
+                        await self._update_pressed(query, reply)
             finally:
                 # Whatever became of the edit, the spinner stops.
                 await self._answer(update, query, toast)
@@ -384,12 +387,14 @@ class Handlers:
         self, query: CallbackQuery, reply: Reply, rendered: list[Rendered | Photo | File]
     ) -> Rendered | None:
         """What the pressed message can become: the one screen that follows the press on it
-        (under the answer it gave; the summary that was sent stays above it, as a record), not
-        a keyboard Telegram cannot put on an edited message, not a picture, not a text that
-        would be too long with the answer above it."""
+        (under the answer it gave; under the record of the summary that was sent), not a
+        keyboard Telegram cannot put on an edited message, not a picture, not a message meant
+        to be forwarded, not a text that would be too long with the answer above it."""
         if reply.echo is None and not reply.replaces_pressed:
             return None
         if reply.in_place is not None or reply.card_keyboard is not None:
+            return None
+        if any(isinstance(screen, Notice) and screen.to_forward for screen in reply.screens):
             return None
         if reply.close_reply_keyboard or len(rendered) != 1:
             return None
@@ -398,12 +403,12 @@ class Handlers:
             return None
         if following.markup is not None and not isinstance(following.markup, InlineKeyboardMarkup):
             return None
-        if reply.keep_pressed:
-            shown = query.message.text_html
-            return self._renderer.kept(reply.language, shown, reply.echo, following)
+        if reply.record is not None:
+            record = self._record(reply.language, reply.record)
+            return self._renderer.kept(reply.language, record, reply.echo, following)
         return self._renderer.followed(reply.language, reply.echo, following)
 
-    async def _edit_into(self, query: CallbackQuery, edited: Rendered) -> bool:
+    async def _edit_into(self, update: Update, query: CallbackQuery, edited: Rendered) -> bool:
         """The pressed message edited into what follows; False when that could not be done (the
         old message then only loses its buttons, and what follows is sent anew, with its own
         retries): a person is never left without their next question."""
@@ -418,7 +423,9 @@ class Handlers:
             await _retrying(lambda: message.edit_text(edited.text, reply_markup=markup))
             return True
         except TimedOut:
-            # The edit may have been applied: the inbox's recovery sends the question again.
+            # Applied or lost, nobody can tell: the inbox's recovery sends the person where they
+            # are (at worst a second copy of it; never nothing, never the same message twice).
+            self.owed_replies.add(update.update_id)
             raise
         except BadRequest as error:
             if "not modified" in error.message:
@@ -447,7 +454,10 @@ class Handlers:
                 )
                 await message.edit_reply_markup(reply_markup=markup)
             elif reply.echo is not None:
-                text = self._renderer.echo(reply.language, message.text_html, reply.echo)
+                shown = message.text_html
+                if reply.record is not None:
+                    shown = self._record(reply.language, reply.record)
+                text = self._renderer.echo(reply.language, shown, reply.echo)
                 await message.edit_text(text, reply_markup=None)
         except BadRequest as error:
             # A double tap can ask for an edit identical to the message: harmless. Any other
@@ -457,10 +467,28 @@ class Handlers:
         except TelegramError as error:
             log.warning("could not update the pressed message: %s", type(error).__name__)
 
+    def _record(self, language: str, summary: Summary) -> str:
+        """The summary as it was sent, without its buttons: what the chat keeps of it."""
+        address = FLOWS[summary.state.flow].address
+        return self._renderer.summary(language, summary, address).text
+
     @staticmethod
     async def send(bot: Bot, chat_id: int, message: Rendered | Photo | File) -> None:
         """A message to the person in front of the chat, with a few quick retries on 5xx."""
         await _send(bot, chat_id, message)
+
+
+def _offered(query: CallbackQuery) -> bool:
+    """Whether the pressed message has the pressed button (Telegram sends the message with the
+    press); only then may the press change that message."""
+    message = query.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    return any(
+        button.callback_data == query.data
+        for row in message.reply_markup.inline_keyboard
+        for button in row
+    )
 
 
 def _same_html(shown: str, rendered: str) -> bool:

@@ -556,6 +556,11 @@ def _ask(
     )
 
 
+def submitted(flow: Flow, state: ConversationState) -> Summary:
+    """The summary of what was sent: the record the chat keeps of it."""
+    return _summary(flow, state)
+
+
 def _summary(
     flow: Flow,
     state: ConversationState,

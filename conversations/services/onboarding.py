@@ -484,7 +484,8 @@ async def answer(
         result = await _submit(
             uow, person, conversation, outcome.state, language, sender, localize, policy
         )
-        return Reply(language, screens=result, echo=SENT, keep_pressed=True)
+        record = engine.submitted(flow, outcome.state)
+        return Reply(language, screens=result, echo=SENT, record=record)
     if isinstance(outcome, Exited):
         _milestone(uow, conversation, state.step, Milestone.EXITED, sender.now, language)
         offer = outcome.offer_flow

@@ -132,7 +132,7 @@ async def ask_parent(
     text = ASK_PARENT.fmt(
         name=_name(profile), link=_link(sender, token), days=policy.parental_link_valid.days
     )
-    return (Notice(text),)
+    return (Notice(text, to_forward=True),)
 
 
 async def status_notice(uow: UnitOfWork, profile: Profile, sender: Sender | None) -> Notice:
@@ -150,7 +150,8 @@ async def status_notice(uow: UnitOfWork, profile: Profile, sender: Sender | None
     link.token_hash = hash_token(token)
     link.created_at = sender.now
     link.expires_at = sender.now + span
-    return Notice(NEW_LINK.fmt(link=_link(sender, token), days=str(max(1, span.days))))
+    text = NEW_LINK.fmt(link=_link(sender, token), days=str(max(1, span.days)))
+    return Notice(text, to_forward=True)
 
 
 async def _open(

@@ -27,6 +27,9 @@ class Notice:
 
     text: Text
     buttons: tuple[Button, ...] = ()
+    # Meant to be forwarded as it is (a parent's link): never joined to another message, whose
+    # text would go with it.
+    to_forward: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,10 @@ class Reply:
     toast: Text | None = None
     # The answer a pressed button gave, shown on that message in place of its keyboard.
     echo: Echo = None
-    # The pressed message is a record to keep (the summary that was sent): it keeps its text
-    # and answer, what follows goes under them (or in a message of its own), never instead.
-    keep_pressed: bool = False
+    # The pressed message is the summary that was sent: it becomes this record of it (what
+    # was sent, not what that copy showed), its answer, then what follows (or what follows
+    # comes in a message of its own); never only what follows.
+    record: Summary | None = None
     # The press was on the screen the person is at, which this reply moves on from: the
     # pressed message may become the reply's screen (under the echo, if any).
     replaces_pressed: bool = False
