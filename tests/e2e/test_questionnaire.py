@@ -479,8 +479,10 @@ async def test_sending_the_summary_turns_it_into_the_thanks_in_one_edit(
     # The record of what was sent, its answer, then what happens next: one message, one edit.
     assert thanks.message_id == summary.message_id
     text = thanks.text or ""
-    assert text.startswith(summary.text or "")
-    assert text.index("C'est bon") < text.index("Merci Inès") < text.index("Proxité")
+    assert text.startswith("Tes réponses")
+    assert "Prénom : Inès" in text
+    assert text.index("Prénom") < text.index("C'est bon ✅") < text.index("Merci Inès")
+    assert text.index("Merci Inès") < text.index("Proxité")
     assert not thanks.buttons
     assert len(emulator.calls("sendMessage")) == sent_before
     assert len(emulator.calls("editMessageText")) == edits_before + 1
