@@ -212,8 +212,7 @@ class Renderer:
 
     def echo(self, language: str, original_html: str, echo: Echo) -> str:
         """The pressed message, its answer appended, so the chat reads as a record of answers."""
-        line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
-        return _bounded(f"{original_html}\n\n{line}")
+        return _bounded(self._with_answer(language, original_html, echo))
 
     def followed(self, language: str, echo: Echo, following: Message) -> Message | None:
         """The pressed message turned into what follows it, under the answer it gave (if any):
@@ -230,9 +229,12 @@ class Renderer:
         """A record kept (the summary that was sent), its answer appended, then what follows
         it: the chat reads the same as a frozen summary and a new message, in one edit. None
         when that would be too long for one message."""
-        line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
-        text = f"{original_html}\n\n{line}\n\n{following.text}"
+        text = f"{self._with_answer(language, original_html, echo)}\n\n{following.text}"
         return Message(text, following.markup) if len(text) <= TEXT_MAX else None
+
+    def _with_answer(self, language: str, original_html: str, echo: Echo) -> str:
+        line = self._t.html(language, ANSWERED.fmt(answer=echo if echo is not None else ""))
+        return f"{original_html}\n\n{line}"
 
     def card_keyboard(
         self, language: str, handoff_id: int, buttons: tuple[CardButton, ...]
